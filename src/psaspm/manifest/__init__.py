@@ -1,0 +1,1 @@
+"""Manifest loading: TF-M manifest lists and partition manifests -> frozen records."""
