@@ -105,6 +105,9 @@ class Partition:
     place_in_dtcm: bool
     load_order: int
     description: str | None = None
+    # Strong dependencies on services of partitions that a conditional disabled:
+    # psaspm ignores them (as TF-M does) instead of rejecting them as unknown.
+    ignored_dependencies: tuple[str, ...] = ()
 
     @property
     def is_psa_rot(self) -> bool:
