@@ -1,0 +1,7 @@
+"""``python -m psaspm``."""
+
+import sys
+
+from psaspm.cli import main
+
+sys.exit(main())
