@@ -58,7 +58,8 @@ def expand_sources(
 ) -> Expansion:
     """Read every source; lists are expanded, single manifests are always enabled."""
     expansion = Expansion()
-    for source in sources:
+    for given in sources:
+        source = given.resolve()
         document = _read(source, problems)
         if document is None:
             continue
@@ -110,8 +111,10 @@ def _expand_list(
 
 
 def _origin(list_file: Path, index: int, item: object) -> str:
-    description = item.get("description") if isinstance(item, dict) else None
-    label = f" ({description})" if isinstance(description, str) else ""
+    label = ""
+    if isinstance(item, dict):
+        description = item.get("description", item.get("name"))
+        label = f" ({description})" if isinstance(description, str) else ""
     return f"{list_file}: manifest_list[{index}]{label}"
 
 
@@ -204,7 +207,7 @@ def _manifest_path(
     candidates = _candidates(list_file, expanded)
     for candidate in candidates:
         if candidate.is_file():
-            return candidate
+            return candidate.resolve()
     tried = " and ".join(f"'{c}'" for c in candidates)
     problems.add(f"{origin}: manifest: {raw!r} not found (tried {tried})")
     return None
