@@ -52,5 +52,9 @@ class Panic(Exception):
         self.record = record
 
 
+class Deadlock(Panic):
+    """Every thread is blocked and nothing can wake one; ``record.reason`` says who waits for what."""
+
+
 class InternalError(Exception):
     """A broken invariant inside psaspm: a bug, never a user error."""

@@ -1,0 +1,16 @@
+"""psaspm: a host-side PSA Secure Partition Manager in the shape of TF-M's SPM."""
+
+from psaspm.errors import ConfigError, Deadlock, ManifestError, Panic, PanicRecord
+from psaspm.system import NsClient, System, load
+
+__all__ = [
+    "ConfigError",
+    "Deadlock",
+    "ManifestError",
+    "NsClient",
+    "Panic",
+    "PanicRecord",
+    "System",
+    "load",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,48 @@
+"""Instruments the kernel calls only when installed: counters and a tracer.
+
+The kernel holds ``counters`` and ``tracer`` as attributes that are ``None``
+when off; every use is guarded by one ``is not None`` test, so an instrument
+that is not installed costs one attribute load and one comparison.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Counters:
+    """``system.stats``: counters since boot (contract section 8)."""
+
+    __slots__ = (
+        "boundary_switches",
+        "context_switches",
+        "interrupts",
+        "messages",
+        "panics",
+        "psa_calls",
+        "svc_entries",
+    )
+
+    def __init__(self) -> None:
+        self.psa_calls = 0
+        self.messages = 0
+        self.context_switches = 0
+        self.svc_entries = 0
+        self.boundary_switches = 0
+        self.interrupts = 0
+        self.panics = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in sorted(self.__slots__)}
+
+
+class Tracer(Protocol):
+    """What a trace writer receives.  Thread names are partition names or ``"NS"``."""
+
+    def api_enter(self, thread: str, api: str) -> None: ...
+    def api_exit(self, thread: str, api: str, result: object) -> None: ...
+    def switch(self, from_thread: str, to_thread: str) -> None: ...
+    def message(self, client: str, service: str, handle: int, type: int) -> None: ...
+    def reply(self, service: str, client: str, handle: int, status: int) -> None: ...
+    def interrupt(self, source: str, partition: str, handling: str) -> None: ...
+    def panic(self, partition: str, api: str, reason: str) -> None: ...

@@ -1,0 +1,701 @@
+"""The SPM frontend: every PSA API's checks and effects, named by caller role.
+
+``client_*`` functions act for the partition (or NS agent) calling a service;
+``partition_*`` functions act for a partition serving messages or handling its
+signals.  They return PSA statuses, or ``NEED_SCHEDULE`` when the caller must
+block; the interface layer turns programmer-error statuses into panics for
+secure callers (TF-M's ``spm_handle_programmer_errors``).  Errors that FF-M
+makes fatal (a partition misusing the service API) halt the SPE through
+:meth:`Spm.fault`.  Every check runs before any state changes, so a rejected
+call has no partial effect.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from psaspm.consts import (
+    ASYNC_MSG_REPLY,
+    PSA_BLOCK,
+    PSA_DOORBELL,
+    PSA_ERROR_CONNECTION_BUSY,
+    PSA_ERROR_CONNECTION_REFUSED,
+    PSA_ERROR_PROGRAMMER_ERROR,
+    PSA_FLIH_NO_SIGNAL,
+    PSA_FLIH_SIGNAL,
+    PSA_FRAMEWORK_VERSION,
+    PSA_IPC_CALL,
+    PSA_IPC_CONNECT,
+    PSA_IPC_DISCONNECT,
+    PSA_MAX_IOVEC,
+    PSA_NULL_HANDLE,
+    PSA_SUCCESS,
+    PSA_VERSION_NONE,
+    STATIC_HANDLE_NUM_LIMIT,
+)
+from psaspm.errors import PanicRecord
+from psaspm.kernel.objects import (
+    MM_ACCESSED,
+    MM_MAPPED,
+    MM_UNMAPPED,
+    Buffer,
+    Connection,
+    ConnectionPool,
+    ConnStatus,
+    PsaMsg,
+)
+
+if TYPE_CHECKING:
+    from psaspm.kernel.backends import Backend
+    from psaspm.kernel.instruments import Counters, Tracer
+    from psaspm.kernel.partition import IrqRuntime, PartitionRuntime, ServiceRuntime
+
+NEED_SCHEDULE = -254  # TF-M's STATUS_NEED_SCHEDULE: the caller blocks; its result comes later
+_STATIC_BIT = 1 << 30
+# Bits a stateless handle may have: indicator, version byte and the 5-bit index.
+_STATIC_VALID = _STATIC_BIT | 0xFF00 | 0x1F
+_CALL_TYPE_MAX = 0x7FFF  # types travel as int16 in TF-M's control word
+_INT32_MIN = -(1 << 31)
+_INT32_MAX = (1 << 31) - 1
+
+
+class SpeHalt(BaseException):
+    """Unwinds secure code after a panic; becomes :class:`psaspm.Panic` at the NS boundary.
+
+    A ``BaseException`` so that partition code's ``except Exception`` cannot
+    swallow the halt.
+    """
+
+    def __init__(self, record: PanicRecord) -> None:
+        super().__init__(str(record))
+        self.record = record
+
+
+def _one_bit(value: int) -> bool:
+    return value > 0 and value & (value - 1) == 0
+
+
+class Spm:
+    """The kernel of one booted system."""
+
+    def __init__(
+        self,
+        partitions: Sequence[PartitionRuntime],
+        ns_agent: PartitionRuntime,
+        max_connections: int,
+        lifecycle: int,
+    ) -> None:
+        self.partitions = list(partitions)
+        self.ns_agent = ns_agent
+        self.by_pid: dict[int, PartitionRuntime] = {p.pid: p for p in partitions}
+        self.by_sid: dict[int, ServiceRuntime] = {}
+        self.static: list[ServiceRuntime | None] = [None] * STATIC_HANDLE_NUM_LIMIT
+        self.irq_by_source: dict[str | int, list[IrqRuntime]] = {}
+        for part in partitions:
+            for svc in part.services:
+                self.by_sid[svc.sid] = svc
+                slot = svc.manifest.stateless_slot
+                if slot is not None:
+                    self.static[slot] = svc
+            for irq in part.irqs:
+                self.irq_by_source.setdefault(irq.source, []).append(irq)
+        self.pool = ConnectionPool(max_connections)
+        self.lifecycle = lifecycle
+        self.current: PartitionRuntime = ns_agent  # the running partition
+        self.backend: Backend  # set by the system builder
+        self.counters: Counters | None = None
+        self.tracer: Tracer | None = None
+        self.halted: PanicRecord | None = None
+        self.handler_mode = False  # True while a FLIH runs: partition code in handler mode
+        self.pending: list[IrqRuntime] = []  # enabled sources with a high line, not yet taken
+        self.in_svc = False  # the SPM runs in an SVC handler: not preemptable
+        self.taking = False  # interrupts are being taken now
+
+    # ------------------------------------------------------------------ panics
+    def halt(self, record: PanicRecord) -> NoReturn:
+        """Stop the SPE (TF-M's ``tfm_core_panic``): record why and unwind."""
+        if self.halted is None:
+            self.halted = record
+            if self.counters is not None:
+                self.counters.panics += 1
+            if self.tracer is not None:
+                self.tracer.panic(record.partition, record.api, record.reason)
+        raise SpeHalt(self.halted)
+
+    def fault(self, api: str, reason: str, partition: PartitionRuntime | None = None) -> NoReturn:
+        """A PROGRAMMER ERROR that FF-M makes fatal, by ``partition`` (default: the caller)."""
+        who = partition if partition is not None else self.current
+        self.halt(PanicRecord(who.name, api, reason))
+
+    def crash(self, partition: PartitionRuntime, api: str, exc: BaseException) -> NoReturn:
+        """Partition code raised a Python exception: a panic of that partition."""
+        text = "".join(traceback.format_exception(exc))
+        reason = f"{type(exc).__name__}: {exc}"
+        self.halt(PanicRecord(partition.name, api, reason, text))
+
+    def programmer_error(self, caller: PartitionRuntime, api: str, status: int) -> int:
+        """TF-M's rule: PROGRAMMER_ERROR and CONNECTION_REFUSED are fatal for secure callers."""
+        if (
+            status in (PSA_ERROR_PROGRAMMER_ERROR, PSA_ERROR_CONNECTION_REFUSED)
+        ) and not caller.is_ns_agent:
+            name = (
+                "PSA_ERROR_PROGRAMMER_ERROR"
+                if status == PSA_ERROR_PROGRAMMER_ERROR
+                else ("PSA_ERROR_CONNECTION_REFUSED")
+            )
+            self.fault(api, f"{name}: {self._last_reason}", caller)
+        return status
+
+    _last_reason = ""
+
+    def _reject(self, status: int, reason: str) -> int:
+        """Return a status to the caller, remembering why for a secure caller's panic."""
+        self._last_reason = reason
+        return status
+
+    # ------------------------------------------------------------- client API
+    def client_framework_version(self) -> int:
+        return PSA_FRAMEWORK_VERSION
+
+    def _authorized(self, caller: PartitionRuntime, svc: ServiceRuntime) -> bool:
+        if caller.is_ns_agent:
+            return svc.ns_ok
+        return svc.sid in caller.deps
+
+    def client_version(self, sid: int) -> int:
+        svc = self.by_sid.get(sid)
+        if svc is None or not self._authorized(self.current, svc):
+            return PSA_VERSION_NONE
+        return svc.version
+
+    def client_connect(self, sid: int, version: int) -> int:
+        caller = self.current
+        svc = self.by_sid.get(sid) if type(sid) is int else None
+        if svc is None:
+            return self._reject(PSA_ERROR_CONNECTION_REFUSED, f"no service with SID {sid!r}")
+        if not svc.connection_based:
+            return self._reject(
+                PSA_ERROR_PROGRAMMER_ERROR,
+                f"psa_connect to {svc.name}, a stateless service (call it through its static handle)",
+            )
+        if not self._authorized(caller, svc):
+            return self._reject(PSA_ERROR_CONNECTION_REFUSED, self._denied(caller, svc))
+        if type(version) is not int or not svc.version_ok(version):
+            return self._reject(
+                PSA_ERROR_CONNECTION_REFUSED,
+                f"version {version!r} refused by {svc.name} "
+                f"(version {svc.version}, {'STRICT' if svc.strict else 'RELAXED'})",
+            )
+        conn = self.pool.allocate(svc, caller, caller.client_id)
+        if conn is None:
+            return self._reject(PSA_ERROR_CONNECTION_BUSY, "the connection pool is full")
+        conn.set_message(PSA_IPC_CONNECT, (), ())
+        return self._deliver(conn)
+
+    def _denied(self, caller: PartitionRuntime, svc: ServiceRuntime) -> str:
+        if caller.is_ns_agent:
+            return f"{svc.name} does not accept non-secure clients"
+        return f"{svc.name} is not among the dependencies of {caller.name}"
+
+    def client_call(
+        self, handle: int, type: int, in_vecs: Sequence[Buffer], out_vecs: Sequence[bytearray]
+    ) -> int:
+        caller = self.current
+        counters = self.counters
+        if counters is not None:
+            counters.psa_calls += 1
+        if type.__class__ is not int or type < PSA_IPC_CALL or type > _CALL_TYPE_MAX:
+            return self._reject(
+                PSA_ERROR_PROGRAMMER_ERROR, f"call type {type!r} is not in 0..{_CALL_TYPE_MAX}"
+            )
+        ins = in_vecs if in_vecs.__class__ is tuple else tuple(in_vecs)
+        outs = out_vecs if out_vecs.__class__ is tuple else tuple(out_vecs)
+        if len(ins) + len(outs) > PSA_MAX_IOVEC:
+            return self._reject(
+                PSA_ERROR_PROGRAMMER_ERROR,
+                f"{len(ins)} in-vectors + {len(outs)} out-vectors exceed PSA_MAX_IOVEC ({PSA_MAX_IOVEC})",
+            )
+        for vec in ins:
+            cls = vec.__class__
+            if cls is not bytes and cls is not bytearray and not self._plain_view(vec):
+                return self._reject(
+                    PSA_ERROR_PROGRAMMER_ERROR,
+                    f"in-vector {vec!r:.40} is not bytes, bytearray or a byte memoryview",
+                )
+        for out in outs:
+            if out.__class__ is not bytearray:
+                return self._reject(
+                    PSA_ERROR_PROGRAMMER_ERROR, f"out-vector {out!r:.40} is not a bytearray"
+                )
+        if handle.__class__ is not int or handle <= PSA_NULL_HANDLE:
+            return self._reject(PSA_ERROR_PROGRAMMER_ERROR, f"invalid handle {handle!r}")
+        if handle & _STATIC_BIT:
+            svc = self.static[handle & 0x1F] if handle & ~_STATIC_VALID == 0 else None
+            if svc is None:
+                return self._reject(
+                    PSA_ERROR_PROGRAMMER_ERROR, f"{handle:#x} is no stateless service's handle"
+                )
+            if not self._authorized(caller, svc):
+                return self._reject(PSA_ERROR_CONNECTION_REFUSED, self._denied(caller, svc))
+            if not svc.version_ok((handle >> 8) & 0xFF):
+                return self._reject(
+                    PSA_ERROR_PROGRAMMER_ERROR,
+                    f"handle {handle:#x} carries version {(handle >> 8) & 0xFF}, "
+                    f"refused by {svc.name} (version {svc.version})",
+                )
+            conn = self.pool.allocate(svc, caller, caller.client_id)
+            if conn is None:
+                return self._reject(PSA_ERROR_CONNECTION_BUSY, "the connection pool is full")
+            conn.stateless = True
+        else:
+            found = self.pool.lookup(handle)
+            if found is None or found.stateless:
+                return self._reject(
+                    PSA_ERROR_PROGRAMMER_ERROR, f"handle {handle:#x} is not an open connection"
+                )
+            if found.client_id != caller.client_id:
+                return self._reject(
+                    PSA_ERROR_PROGRAMMER_ERROR,
+                    f"handle {handle:#x} belongs to client {found.client_id}, "
+                    f"not {caller.client_id}",
+                )
+            if found.status is not ConnStatus.IDLE:
+                return self._reject(
+                    PSA_ERROR_PROGRAMMER_ERROR, f"connection {handle:#x} has a call in progress"
+                )
+            conn = found
+        conn.set_message(type, ins, outs)
+        return self._deliver(conn)
+
+    @staticmethod
+    def _plain_view(vec: object) -> bool:
+        if not isinstance(vec, memoryview):
+            return False
+        try:
+            return vec.format == "B" and vec.contiguous
+        except ValueError:  # a released view
+            return False
+
+    def _deliver(self, conn: Connection) -> int:
+        conn.status = ConnStatus.ACTIVE
+        counters = self.counters
+        if counters is not None:
+            counters.messages += 1
+        tracer = self.tracer
+        if tracer is not None:
+            svc = conn.service
+            assert svc is not None
+            tracer.message(self.current.name, svc.partition.name, conn.handle, conn.type)
+        return self.backend.messaging(conn)
+
+    def client_close(self, handle: int) -> int:
+        caller = self.current
+        if handle == PSA_NULL_HANDLE:
+            return PSA_SUCCESS
+        if handle.__class__ is not int or handle < 0 or handle & _STATIC_BIT:
+            return self._reject(
+                PSA_ERROR_PROGRAMMER_ERROR, f"psa_close of {handle!r}, not a connection handle"
+            )
+        conn = self.pool.lookup(handle)
+        if conn is None or conn.stateless:
+            return self._reject(
+                PSA_ERROR_PROGRAMMER_ERROR, f"handle {handle:#x} is not an open connection"
+            )
+        if conn.client_id != caller.client_id:
+            return self._reject(
+                PSA_ERROR_PROGRAMMER_ERROR,
+                f"handle {handle:#x} belongs to client {conn.client_id}, not {caller.client_id}",
+            )
+        if conn.status is not ConnStatus.IDLE:
+            return self._reject(
+                PSA_ERROR_PROGRAMMER_ERROR, f"connection {handle:#x} has a call in progress"
+            )
+        conn.set_message(PSA_IPC_DISCONNECT, (), ())
+        return self._deliver(conn)
+
+    # ---------------------------------------------------------- service API
+    def partition_wait(self, signal_mask: int, timeout: int) -> int:
+        part = self.current
+        if signal_mask.__class__ is not int or not part.allowed & signal_mask:
+            self.fault(
+                "psa_wait",
+                f"signal mask {signal_mask!r} contains none of the partition's signals "
+                f"({part.allowed:#x})",
+            )
+        if timeout & PSA_BLOCK:
+            return self.backend.wait(part, signal_mask)
+        return part.asserted & signal_mask
+
+    def partition_get(self, signal: int) -> PsaMsg:
+        part = self.current
+        if signal.__class__ is not int or not _one_bit(signal):
+            self.fault("psa_get", f"signal {signal!r} is not exactly one bit")
+        if not part.asserted & signal:
+            self.fault("psa_get", f"signal {signal:#x} is not asserted")
+        svc = part.service_by_signal.get(signal)
+        if svc is None:
+            # Stricter than TF-M, which returns PSA_ERROR_DOES_NOT_EXIST here.
+            self.fault(
+                "psa_get", f"signal {signal:#x} is not a service signal: it carries no message"
+            )
+        queue = svc.queue
+        conn = queue.popleft()
+        if not queue:
+            part.asserted &= ~signal
+        conn.received = True
+        return conn.msg()
+
+    def _message(self, api: str, msg_handle: int) -> Connection:
+        """The connection behind a message handle the running partition is serving."""
+        conn = self.pool.lookup(msg_handle) if msg_handle.__class__ is int else None
+        if (
+            conn is None
+            or conn.status is not ConnStatus.ACTIVE
+            or not conn.received
+            or conn.service is None
+            or conn.service.partition is not self.current
+        ):
+            self.fault(
+                api, f"{msg_handle!r} is not the handle of a message this partition received"
+            )
+        return conn
+
+    def _request(self, api: str, msg_handle: int, index: int) -> Connection:
+        conn = self._message(api, msg_handle)
+        if conn.type < PSA_IPC_CALL:
+            self.fault(
+                api,
+                f"message {msg_handle:#x} is a {'CONNECT' if conn.type == PSA_IPC_CONNECT else 'DISCONNECT'}, which has no vectors",
+            )
+        if index.__class__ is not int or not 0 <= index < PSA_MAX_IOVEC:
+            self.fault(api, f"vector index {index!r} is not in 0..{PSA_MAX_IOVEC - 1}")
+        return conn
+
+    def partition_read(self, msg_handle: int, index: int, num_bytes: int) -> bytes:
+        conn = self._request("psa_read", msg_handle, index)
+        if num_bytes.__class__ is not int or num_bytes < 0:
+            self.fault("psa_read", f"num_bytes {num_bytes!r} is not a size")
+        if conn.mm:
+            self._mm_access("psa_read", conn, index)
+        if index >= len(conn.invecs):
+            return b""
+        pos = conn.in_pos[index]
+        end = min(pos + num_bytes, conn.in_size[index])
+        conn.in_pos[index] = end
+        data = conn.invecs[index][pos:end]
+        return data if data.__class__ is bytes else bytes(data)
+
+    def partition_skip(self, msg_handle: int, index: int, num_bytes: int) -> int:
+        conn = self._request("psa_skip", msg_handle, index)
+        if num_bytes.__class__ is not int or num_bytes < 0:
+            self.fault("psa_skip", f"num_bytes {num_bytes!r} is not a size")
+        if conn.mm:
+            self._mm_access("psa_skip", conn, index)
+        if index >= len(conn.invecs):
+            return 0
+        pos = conn.in_pos[index]
+        end = min(pos + num_bytes, conn.in_size[index])
+        conn.in_pos[index] = end
+        return end - pos
+
+    def partition_write(self, msg_handle: int, index: int, data: Buffer) -> None:
+        conn = self._request("psa_write", msg_handle, index)
+        try:
+            size = memoryview(data).nbytes
+        except TypeError:
+            self.fault("psa_write", f"data {data!r:.40} is not bytes-like")
+        if conn.mm:
+            self._mm_access("psa_write", conn, index + 4)
+        room = conn.out_size[index] - (conn.out_written[index] if index < len(conn.outvecs) else 0)
+        if size > room:
+            self.fault(
+                "psa_write",
+                f"writing {size} bytes to out-vector {index}, which has room for {room}",
+            )
+        if size:
+            written = conn.out_written[index]
+            conn.outvecs[index][written : written + size] = data
+            conn.out_written[index] = written + size
+
+    def _mm_access(self, api: str, conn: Connection, vec: int) -> None:
+        state = (conn.mm >> (4 * vec)) & 0xF
+        if state & MM_MAPPED:
+            self.fault(api, f"vector {vec % 4} is mapped: it cannot also be accessed with {api}")
+        conn.mm |= MM_ACCESSED << (4 * vec)
+
+    def partition_reply(self, msg_handle: int, status: int) -> int:
+        conn = self._message("psa_reply", msg_handle)
+        if status.__class__ is not int or not _INT32_MIN <= status <= _INT32_MAX:
+            self.fault("psa_reply", f"status {status!r} is not a 32-bit integer")
+        keep = True
+        kind = conn.type
+        if kind == PSA_IPC_CONNECT:
+            if status == PSA_SUCCESS:
+                value = conn.handle
+            elif status in (PSA_ERROR_CONNECTION_REFUSED, PSA_ERROR_CONNECTION_BUSY):
+                value = status
+                keep = False
+            else:
+                self.fault(
+                    "psa_reply",
+                    f"status {status} for a CONNECT message: only PSA_SUCCESS, "
+                    "PSA_ERROR_CONNECTION_REFUSED or PSA_ERROR_CONNECTION_BUSY are allowed",
+                )
+        elif kind == PSA_IPC_DISCONNECT:
+            value = PSA_SUCCESS  # the status of a DISCONNECT reply is ignored
+            keep = False
+        else:
+            value = status
+            keep = not conn.stateless
+            outs = conn.outvecs
+            if outs:
+                if conn.mapped:
+                    conn.release_views()
+                written = conn.out_written
+                mm = conn.mm
+                for i, buf in enumerate(outs):
+                    n = written[i]
+                    if mm and (mm >> (4 * (i + 4))) & (MM_MAPPED | MM_UNMAPPED) == MM_MAPPED:
+                        n = 0  # mapped and never unmapped: nothing counts as written
+                    if len(buf) != n:
+                        del buf[n:]
+            if value == PSA_ERROR_PROGRAMMER_ERROR:
+                client = conn.client
+                assert client is not None
+                if conn.client_id >= 0:
+                    svc = conn.service
+                    assert svc is not None
+                    self.fault(
+                        "psa_call",
+                        f"{svc.name} replied PSA_ERROR_PROGRAMMER_ERROR to this secure client",
+                        client,
+                    )
+                keep = False  # a non-secure client's connection is dropped
+        tracer = self.tracer
+        if tracer is not None:
+            client = conn.client
+            assert client is not None
+            tracer.reply(self.current.name, client.name, conn.handle, value)
+        result = self.backend.replying(conn, value)
+        if keep:
+            conn.status = ConnStatus.IDLE
+        else:
+            self.pool.free(conn)
+        return result
+
+    def partition_set_rhandle(self, msg_handle: int, rhandle: Any) -> None:
+        conn = self._message("psa_set_rhandle", msg_handle)
+        if conn.stateless:
+            self.fault("psa_set_rhandle", "a stateless service's message has no reverse handle")
+        conn.rhandle = rhandle
+
+    def partition_notify(self, partition_id: int) -> None:
+        target = self.by_pid.get(partition_id) if partition_id.__class__ is int else None
+        if target is None or not target.allowed & PSA_DOORBELL:
+            self.fault("psa_notify", f"no partition with ID {partition_id!r} has a doorbell")
+        self.backend.wake_up(target, PSA_DOORBELL)
+
+    def partition_clear(self) -> None:
+        part = self.current
+        if not part.asserted & PSA_DOORBELL:
+            self.fault("psa_clear", "PSA_DOORBELL is not asserted")
+        part.asserted &= ~PSA_DOORBELL
+
+    def partition_lifecycle(self) -> int:
+        return self.lifecycle
+
+    def partition_panic(self) -> NoReturn:
+        self.fault("psa_panic", "the partition called psa_panic()")
+
+    # --------------------------------------------------------------- MM-IOVEC
+    def _mm_vector(self, api: str, msg_handle: int, index: int, vec: int) -> Connection:
+        conn = self._request(api, msg_handle, index)
+        svc = conn.service
+        assert svc is not None
+        if not svc.mm_iovec:
+            self.fault(api, f"{svc.name} does not have mm_iovec enabled")
+        return conn
+
+    def partition_map_invec(self, msg_handle: int, index: int) -> memoryview:
+        conn = self._mm_vector("psa_map_invec", msg_handle, index, index)
+        state = (conn.mm >> (4 * index)) & 0xF
+        if conn.in_size[index] == 0:
+            self.fault("psa_map_invec", f"in-vector {index} is empty")
+        if state & MM_MAPPED:
+            self.fault("psa_map_invec", f"in-vector {index} is already mapped")
+        if state & MM_ACCESSED:
+            self.fault(
+                "psa_map_invec", f"in-vector {index} was already accessed by psa_read or psa_skip"
+            )
+        conn.mm |= MM_MAPPED << (4 * index)
+        view = memoryview(conn.invecs[index]).toreadonly()
+        conn.mapped.append(view)
+        return view
+
+    def partition_unmap_invec(self, msg_handle: int, index: int) -> None:
+        conn = self._mm_vector("psa_unmap_invec", msg_handle, index, index)
+        state = (conn.mm >> (4 * index)) & 0xF
+        if not state & MM_MAPPED:
+            self.fault("psa_unmap_invec", f"in-vector {index} is not mapped")
+        if state & MM_UNMAPPED:
+            self.fault("psa_unmap_invec", f"in-vector {index} is already unmapped")
+        conn.mm |= MM_UNMAPPED << (4 * index)
+
+    def partition_map_outvec(self, msg_handle: int, index: int) -> memoryview:
+        conn = self._mm_vector("psa_map_outvec", msg_handle, index, index + 4)
+        state = (conn.mm >> (4 * (index + 4))) & 0xF
+        if conn.out_size[index] == 0:
+            self.fault("psa_map_outvec", f"out-vector {index} is empty")
+        if state & MM_MAPPED:
+            self.fault("psa_map_outvec", f"out-vector {index} is already mapped")
+        if state & MM_ACCESSED:
+            self.fault("psa_map_outvec", f"out-vector {index} was already written by psa_write")
+        conn.mm |= MM_MAPPED << (4 * (index + 4))
+        view = memoryview(conn.outvecs[index])
+        conn.mapped.append(view)
+        return view
+
+    def partition_unmap_outvec(self, msg_handle: int, index: int, length: int) -> None:
+        conn = self._mm_vector("psa_unmap_outvec", msg_handle, index, index + 4)
+        state = (conn.mm >> (4 * (index + 4))) & 0xF
+        if not state & MM_MAPPED:
+            self.fault("psa_unmap_outvec", f"out-vector {index} is not mapped")
+        if state & MM_UNMAPPED:
+            self.fault("psa_unmap_outvec", f"out-vector {index} is already unmapped")
+        if length.__class__ is not int or not 0 <= length <= conn.out_size[index]:
+            self.fault(
+                "psa_unmap_outvec",
+                f"length {length!r} is not in 0..{conn.out_size[index]} (the out-vector's size)",
+            )
+        conn.mm |= MM_UNMAPPED << (4 * (index + 4))
+        conn.out_written[index] = length
+
+    # ------------------------------------------------------------- interrupts
+    def _own_irq(self, api: str, signal: int) -> IrqRuntime:
+        part = self.current
+        irq = part.irqs_by_signal.get(signal) if signal.__class__ is int else None
+        if irq is None or not _one_bit(signal):
+            self.fault(api, f"{signal!r} is not one of this partition's interrupt signals")
+        return irq
+
+    def partition_irq_enable(self, signal: int) -> None:
+        irq = self._own_irq("psa_irq_enable", signal)
+        irq.enabled = True
+        self.irq_update(irq)
+
+    def partition_irq_disable(self, signal: int) -> int:
+        irq = self._own_irq("psa_irq_disable", signal)
+        irq.enabled = False
+        return 1  # TF-M does not track the previous state
+
+    def partition_eoi(self, signal: int) -> None:
+        irq = self._own_irq("psa_eoi", signal)
+        if irq.is_flih:
+            self.fault("psa_eoi", f"{irq.manifest.name} is a FLIH interrupt: use psa_reset_signal")
+        part = self.current
+        if not part.asserted & signal:
+            self.fault("psa_eoi", f"interrupt signal {signal:#x} is not asserted")
+        part.asserted &= ~signal
+        irq.enabled = True
+        self.irq_update(irq)
+
+    def partition_reset_signal(self, signal: int) -> None:
+        irq = self._own_irq("psa_reset_signal", signal)
+        if not irq.is_flih:
+            self.fault("psa_reset_signal", f"{irq.manifest.name} is a SLIH interrupt: use psa_eoi")
+        part = self.current
+        if not part.asserted & signal:
+            self.fault("psa_reset_signal", f"interrupt signal {signal:#x} is not asserted")
+        part.asserted &= ~signal
+
+    def set_line(self, source: str | int, level: bool) -> list[IrqRuntime]:
+        """Drive an interrupt line; return the sources that became pending."""
+        irqs = self.irq_by_source.get(source)
+        if irqs is None:
+            raise KeyError(source)
+        for irq in irqs:
+            irq.line = level
+            self.irq_update(irq)
+        return self.pending
+
+    def irq_update(self, irq: IrqRuntime) -> None:
+        """A source's line or enable bit changed: make it pending if it should fire."""
+        if irq.enabled and irq.line:
+            if irq not in self.pending:
+                self.pending.append(irq)
+            if not (self.in_svc or self.handler_mode or self.taking):
+                self.take_interrupts()  # preemptable here: taken at once
+        elif irq in self.pending:
+            self.pending.remove(irq)
+
+    def take_interrupts(self) -> None:
+        """Take every pending interrupt, oldest first (TF-M's ``spm_handle_interrupt``)."""
+        self.taking = True
+        try:
+            self._take_pending()
+        finally:
+            self.taking = False
+
+    def _take_pending(self) -> None:
+        storm = 0
+        while self.pending:
+            storm += 1
+            if storm > 100_000:
+                self.fault("interrupt", "interrupt storm: a level-triggered line never drops")
+            irq = self.pending.pop(0)
+            owner = irq.partition
+            counters = self.counters
+            if counters is not None:
+                counters.interrupts += 1
+            if self.tracer is not None:
+                self.tracer.interrupt(str(irq.source), owner.name, irq.handling.value)
+            flih = irq.flih
+            if flih is None:
+                irq.enabled = False  # SLIH: masked until psa_eoi
+                self.backend.wake_up(owner, irq.signal)
+                continue
+            interrupted = self.current
+            was_handler = self.handler_mode
+            self.current = owner
+            self.handler_mode = True
+            try:
+                result = self.run_partition_code(owner, irq.manifest.name.lower() + "_flih", flih)
+            finally:
+                self.current = interrupted
+                self.handler_mode = was_handler
+            if result == PSA_FLIH_SIGNAL:
+                self.backend.wake_up(owner, irq.signal)
+            elif result != PSA_FLIH_NO_SIGNAL:
+                self.fault(
+                    irq.manifest.name.lower() + "_flih",
+                    f"the FLIH returned {result!r}, not PSA_FLIH_SIGNAL or PSA_FLIH_NO_SIGNAL",
+                    owner,
+                )
+            if irq.enabled and irq.line and irq not in self.pending:
+                self.pending.append(irq)  # level-triggered: a line still high fires again
+
+    # ---------------------------------------------------------------- helpers
+    def run_partition_code(
+        self, partition: PartitionRuntime, api: str, fn: Callable[[], Any]
+    ) -> Any:
+        """Run partition code; a Python exception in it is that partition's panic."""
+        try:
+            return fn()
+        except SpeHalt:
+            raise
+        except Exception as exc:
+            self.crash(partition, api, exc)
+
+    def waits_description(self) -> str:
+        """Who waits for what: the text of a deadlock report."""
+        parts = []
+        for part in [*self.partitions, self.ns_agent]:
+            if part.waiting and not part.waiting & part.asserted:
+                if part.waiting == ASYNC_MSG_REPLY and not part.allowed & ASYNC_MSG_REPLY:
+                    what = "the reply to its call"
+                else:
+                    what = f"signals {part.waiting:#x} in psa_wait"
+                parts.append(f"{part.name} waits for {what}")
+        return "; ".join(parts) or "no thread is runnable"

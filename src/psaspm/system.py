@@ -1,0 +1,375 @@
+"""A loaded system: manifests + partition code, built into a kernel and booted.
+
+The backend and interface are chosen once, here, from the backend and
+isolation level as TF-M's build chooses them: the SFN backend with the SFN
+interface; the IPC backend with cross calls at level 1 and SVCs at levels 2
+and 3.  The kernel never asks which one it runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from psaspm import sprt
+from psaspm.consts import PSA_LIFECYCLE_UNKNOWN
+from psaspm.errors import ConfigError, Deadlock, Panic, PanicRecord
+from psaspm.kernel.backends import IpcBackend, SfnBackend
+from psaspm.kernel.door import DOOR
+from psaspm.kernel.instruments import Counters, Tracer
+from psaspm.kernel.interfaces import CrossCallInterface, SfnInterface, SvcInterface
+from psaspm.kernel.objects import Buffer
+from psaspm.kernel.partition import IrqRuntime, PartitionRuntime, ServiceRuntime
+from psaspm.kernel.spm import SpeHalt, Spm
+from psaspm.manifest import constants_dict, layout_dict, load_system_manifest
+from psaspm.manifest.model import Handling, Model, Partition, PartitionType, SystemManifest
+
+CodeSpec = ModuleType | str | Path
+_module_ids = itertools.count(1)
+
+# Boundary words: bit 0 = privileged; the rest names the protection domain.
+_PRIVILEGED = 1
+
+
+def boundary_need_switch(from_boundary: int, to_boundary: int) -> bool:
+    """TF-M's reference HAL: no switch between equal or between privileged boundaries."""
+    return from_boundary != to_boundary and not (from_boundary & to_boundary & _PRIVILEGED)
+
+
+def _boundary(part: Partition, isolation: int, arot_index: int) -> int:
+    if isolation == 1 or part.type is PartitionType.PSA_ROT:
+        return _PRIVILEGED  # level 1: SPE vs NSPE only; PSA-RoT is privileged at every level
+    if isolation == 2:
+        return 2  # every App-RoT partition shares one unprivileged domain
+    return (arot_index + 1) << 1  # level 3: each App-RoT partition alone
+
+
+def _import_file(path: Path, owner: str) -> ModuleType:
+    """Load a partition's Python file as a fresh module (fresh state at every boot)."""
+    if not path.is_file():
+        raise ConfigError(
+            f"{owner}: no partition code: {path} does not exist "
+            f"(put it beside the manifest, or pass code={{'{owner}': ...}})"
+        )
+    name = f"psaspm_partition_{owner.lower()}_{next(_module_ids)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"{owner}: cannot import partition code from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ConfigError(f"{owner}: importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def _symbol(module: ModuleType, owner: str, name: str, required: bool = True) -> Any:
+    fn = getattr(module, name, None)
+    if fn is None:
+        if not required:
+            return None
+        where = getattr(module, "__file__", None) or module.__name__
+        raise ConfigError(f"{owner}: partition code {where} has no function {name}()")
+    if not callable(fn):
+        raise ConfigError(f"{owner}: {name} in the partition code is not a function")
+    return fn
+
+
+class NsClient:
+    """A non-secure client of the TrustZone NS agent (contract section 4)."""
+
+    def __init__(self, system: System, client_id: int) -> None:
+        if client_id.__class__ is not int or client_id >= 0:
+            raise ValueError(f"a non-secure client ID must be a negative int, not {client_id!r}")
+        self.system = system
+        self.client_id = client_id
+
+    def framework_version(self) -> int:
+        return self.system._ns_call(self.client_id, "psa_framework_version")  # type: ignore[no-any-return]
+
+    def version(self, sid: int) -> int:
+        return self.system._ns_call(self.client_id, "psa_version", sid)  # type: ignore[no-any-return]
+
+    def connect(self, sid: int, version: int) -> int:
+        return self.system._ns_call(self.client_id, "psa_connect", sid, version)  # type: ignore[no-any-return]
+
+    def call(
+        self,
+        handle: int,
+        type: int = 0,
+        in_vecs: Sequence[Buffer] = (),
+        out_vecs: Sequence[bytearray] = (),
+    ) -> int:
+        return self.system._ns_call(self.client_id, "psa_call", handle, type, in_vecs, out_vecs)  # type: ignore[no-any-return]
+
+    def close(self, handle: int) -> None:
+        self.system._ns_call(self.client_id, "psa_close", handle)
+
+
+class _Kernel:
+    """One boot's worth of runtime: the SPM, its backend and interface."""
+
+    def __init__(
+        self,
+        spm: Spm,
+        backend: SfnBackend | IpcBackend,
+        iface: SfnInterface | CrossCallInterface | SvcInterface,
+    ) -> None:
+        self.spm = spm
+        self.backend = backend
+        self.iface = iface
+
+
+class System:
+    """A secure system: ``psaspm.load(...)`` returns one (contract sections 2-8)."""
+
+    def __init__(
+        self,
+        manifest: SystemManifest,
+        code: Mapping[str, CodeSpec] | None = None,
+        max_connections: int = 8,
+        lifecycle: int = PSA_LIFECYCLE_UNKNOWN,
+        counters: bool = True,
+        tracer: Tracer | None = None,
+    ) -> None:
+        if max_connections.__class__ is not int or max_connections <= 0:
+            raise ConfigError(f"max_connections must be a positive int, not {max_connections!r}")
+        self.manifest = manifest
+        self.backend_name = manifest.backend
+        self.isolation = manifest.isolation
+        self.max_connections = max_connections
+        self.lifecycle = lifecycle
+        names = {p.name for p in manifest.partitions}
+        # Entries for partitions a conditional disabled are ignored (contract section 2).
+        self._code = {k: v for k, v in (code or {}).items() if k in names}
+        self._counting = counters
+        self.tracer = tracer
+        self._constants = constants_dict(manifest)
+        self._kernel: _Kernel | None = None
+        self._depth = 0  # > 0 while secure code runs on behalf of boot() or an NS call
+        self.panic: PanicRecord | None = None
+        self.state = "loaded"
+
+    # ---------------------------------------------------------------- info
+    def layout(self) -> dict[str, Any]:
+        return layout_dict(self.manifest)
+
+    @property
+    def constants(self) -> Mapping[str, int]:
+        from types import MappingProxyType
+
+        return MappingProxyType(self._constants)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        kernel = self._kernel
+        if kernel is None or kernel.spm.counters is None:
+            return Counters().as_dict() if self._counting else {}
+        stats = kernel.spm.counters.as_dict()
+        stats["connections_in_use"] = kernel.spm.pool.in_use
+        return stats
+
+    @property
+    def interface(self) -> str:
+        """``"sfn"``, ``"cross"`` or ``"svc"``: how partition code enters the SPM."""
+        if self.backend_name == "sfn":
+            return "sfn"
+        return "cross" if self.isolation == 1 else "svc"
+
+    # ---------------------------------------------------------------- build
+    def _load_code(self, part: Partition) -> ModuleType:
+        spec = self._code.get(part.name)
+        if spec is None:
+            return _import_file(part.manifest_path.with_suffix(".py"), part.name)
+        if isinstance(spec, ModuleType):
+            return spec
+        return _import_file(Path(spec), part.name)
+
+    def _build(self) -> _Kernel:
+        manifest = self.manifest
+        sid_by_name = {s.name: s.sid for p in manifest.partitions for s in p.services}
+        runtimes: list[PartitionRuntime] = []
+        arot = 0
+        for part in manifest.partitions:
+            rt = PartitionRuntime(part, part.name, part.pid, part.load_order)
+            rt.services = [ServiceRuntime(s, rt) for s in part.services]
+            rt.service_by_signal = {s.signal: s for s in rt.services}
+            rt.irqs = [IrqRuntime(i, rt) for i in part.irqs]
+            rt.irqs_by_signal = {i.signal: i for i in rt.irqs}
+            rt.deps = frozenset(
+                sid_by_name[name]
+                for name in (*part.dependencies, *part.weak_dependencies)
+                if name in sid_by_name
+            )
+            rt.boundary = _boundary(part, manifest.isolation, arot)
+            rt.privileged = bool(rt.boundary & _PRIVILEGED)
+            if part.type is PartitionType.APPLICATION_ROT:
+                arot += 1
+            self._bind_code(rt, part)
+            runtimes.append(rt)
+        ns_agent = PartitionRuntime(None, "NS", 0, 0)
+        ns_agent.boundary = _PRIVILEGED
+        spm = Spm(runtimes, ns_agent, self.max_connections, self.lifecycle)
+        spm.counters = Counters() if self._counting else None
+        spm.tracer = self.tracer
+        backend: SfnBackend | IpcBackend
+        iface: SfnInterface | CrossCallInterface | SvcInterface
+        if manifest.backend == "sfn":
+            backend = SfnBackend(spm)
+            iface = SfnInterface(spm)
+        else:
+            backend = IpcBackend(spm, boundary_need_switch)
+            iface = (
+                CrossCallInterface(spm, backend)
+                if manifest.isolation == 1
+                else SvcInterface(spm, backend)
+            )
+        spm.backend = backend
+        for rt in sorted(runtimes, key=lambda r: r.priority):
+            backend.comp_init_assuredly(rt)
+        return _Kernel(spm, backend, iface)
+
+    def _bind_code(self, rt: PartitionRuntime, part: Partition) -> None:
+        module = self._load_code(part)
+        rt.code = module
+        name = part.name
+        for irq in rt.irqs:
+            if irq.handling is Handling.FLIH:
+                irq.flih = _symbol(
+                    module, name, irq.manifest.name.removesuffix("_SIGNAL").lower() + "_flih"
+                )
+        if part.model is Model.IPC:
+            if part.entry_point is None:
+                raise ConfigError(f"{name}: an IPC-model partition needs an entry_point")
+            rt.entry = _symbol(module, name, part.entry_point)
+            return
+        rt.init = _symbol(module, name, part.entry_init, required=True) if part.entry_init else None
+        sfns: list[Callable[[Any], int] | None] = []
+        for svc in rt.services:
+            svc.sfn = _symbol(module, name, svc.name.lower() + "_sfn")
+            sfns.append(svc.sfn)
+        rt.entry = sprt.common_sfn_thread(rt.init, sfns)
+
+    # ---------------------------------------------------------------- running
+    @contextmanager
+    def _secure(self, kernel: _Kernel) -> Iterator[None]:
+        """Run secure code: install the interface behind the door; a halt becomes Panic."""
+        previous = DOOR.iface
+        DOOR.iface = kernel.iface
+        self._depth += 1
+        try:
+            yield
+        except SpeHalt as halt:
+            self._halted(halt.record)
+        finally:
+            self._depth -= 1
+            DOOR.iface = previous
+
+    def _halted(self, record: PanicRecord) -> None:
+        self.state = "panicked"
+        self.panic = record
+        if record.api == "deadlock":
+            raise Deadlock(record) from None
+        raise Panic(record) from None
+
+    def boot(self) -> None:
+        """Initialise every partition in load order, then run until the SPE is idle."""
+        if self.state != "loaded":
+            raise ConfigError(f"boot() needs a freshly loaded system; this one is {self.state}")
+        kernel = self._build()
+        self._kernel = kernel
+        self.state = "running"
+        with self._secure(kernel):
+            kernel.backend.system_run()
+
+    def reset(self) -> None:
+        """Reboot from scratch: fresh handles, signals and partition state."""
+        if self._depth:
+            raise RuntimeError("reset() cannot be called from secure code")
+        self._kernel = None
+        self.panic = None
+        self.state = "loaded"
+        self.boot()
+
+    def ns_client(self, client_id: int = -1) -> NsClient:
+        return NsClient(self, client_id)
+
+    def _running_kernel(self) -> _Kernel:
+        if self.state == "panicked":
+            assert self.panic is not None
+            raise Panic(self.panic)
+        kernel = self._kernel
+        if kernel is None:
+            raise ConfigError("the system is not booted: call system.boot() first")
+        return kernel
+
+    def _ns_call(self, client_id: int, api: str, *args: Any) -> Any:
+        kernel = self._running_kernel()
+        if self._depth:
+            raise RuntimeError(
+                f"non-secure {api} from secure code: partition code must use psaspm.psa"
+            )
+        spm = kernel.spm
+        spm.ns_agent.ns_client_id = client_id
+        kernel.backend.enter_ns()
+        with self._secure(kernel):
+            return getattr(kernel.iface, api)(*args)
+        raise AssertionError("unreachable")  # pragma: no cover - _secure re-raises
+
+    # ---------------------------------------------------------------- interrupts
+    def assert_irq(self, source: str | int) -> None:
+        self._drive(source, True)
+
+    def deassert_irq(self, source: str | int) -> None:
+        self._drive(source, False)
+
+    def _drive(self, source: str | int, level: bool) -> None:
+        kernel = self._running_kernel()
+        spm = kernel.spm
+        if source not in spm.irq_by_source:
+            known = ", ".join(sorted(str(s) for s in spm.irq_by_source)) or "none"
+            raise ConfigError(f"no partition binds interrupt source {source!r} (known: {known})")
+        if self._depth:
+            # From partition code: change the line; an enabled source is taken at once
+            # where the running context may be preempted.
+            spm.set_line(source, level)
+            kernel.backend.preempt()
+            return
+        kernel.backend.enter_ns()
+        with self._secure(kernel):
+            spm.set_line(source, level)
+            kernel.backend.preempt()
+
+
+def load(
+    sources: str | Path | Sequence[str | Path],
+    backend: str = "ipc",
+    isolation: int = 1,
+    config: Mapping[str, Any] | None = None,
+    paths: Mapping[str, str] | None = None,
+    code: Mapping[str, CodeSpec] | None = None,
+    max_connections: int = 8,
+    lifecycle: int = PSA_LIFECYCLE_UNKNOWN,
+    counters: bool = True,
+    tracer: Tracer | None = None,
+) -> System:
+    """Load manifests into a :class:`System` (contract section 2)."""
+    manifest = load_system_manifest(
+        sources, backend=backend, isolation=isolation, config=config, paths=paths
+    )
+    return System(
+        manifest,
+        code=code,
+        max_connections=max_connections,
+        lifecycle=lifecycle,
+        counters=counters,
+        tracer=tracer,
+    )
