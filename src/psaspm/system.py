@@ -23,7 +23,13 @@ from psaspm.errors import ConfigError, Deadlock, Panic, PanicRecord
 from psaspm.kernel.backends import IpcBackend, SfnBackend
 from psaspm.kernel.door import DOOR
 from psaspm.kernel.instruments import Counters, Tracer
-from psaspm.kernel.interfaces import CrossCallInterface, SfnInterface, SvcInterface
+from psaspm.kernel.interfaces import (
+    CrossCallInterface,
+    Interface,
+    SfnInterface,
+    SvcInterface,
+    traced,
+)
 from psaspm.kernel.objects import Buffer
 from psaspm.kernel.partition import IrqRuntime, PartitionRuntime, ServiceRuntime
 from psaspm.kernel.spm import SpeHalt, Spm
@@ -121,7 +127,7 @@ class _Kernel:
         self,
         spm: Spm,
         backend: SfnBackend | IpcBackend,
-        iface: SfnInterface | CrossCallInterface | SvcInterface,
+        iface: Interface,
     ) -> None:
         self.spm = spm
         self.backend = backend
@@ -221,7 +227,7 @@ class System:
         spm.counters = Counters() if self._counting else None
         spm.tracer = self.tracer
         backend: SfnBackend | IpcBackend
-        iface: SfnInterface | CrossCallInterface | SvcInterface
+        iface: Interface
         if manifest.backend == "sfn":
             backend = SfnBackend(spm)
             iface = SfnInterface(spm)
@@ -233,6 +239,8 @@ class System:
                 else SvcInterface(spm, backend)
             )
         spm.backend = backend
+        if self.tracer is not None:
+            iface = traced(iface, spm, self.tracer)
         for rt in sorted(runtimes, key=lambda r: r.priority):
             backend.comp_init_assuredly(rt)
         return _Kernel(spm, backend, iface)

@@ -178,7 +178,6 @@ class IpcBackend:
         self.threads: list[Thread] = []
         self.by_rank: list[Thread] = []
         self.ready = 0  # bit r set: the thread of rank r is runnable
-        self.locked = False  # the scheduler lock of the cross-call interface
         self.attempted = False  # a thread more urgent than the running one became runnable
         ns = Thread(spm.ns_agent)
         spm.ns_agent.thread = ns
@@ -236,7 +235,7 @@ class IpcBackend:
 
     def preempt(self) -> None:
         """A preemption point outside the SPM: run threads an interrupt made more urgent."""
-        if self.attempted and not self.locked:
+        if self.attempted and not self.spm.sched_locked:
             self.schedule(None)
 
     # ---- the six operations

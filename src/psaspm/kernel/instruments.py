@@ -44,5 +44,33 @@ class Tracer(Protocol):
     def switch(self, from_thread: str, to_thread: str) -> None: ...
     def message(self, client: str, service: str, handle: int, type: int) -> None: ...
     def reply(self, service: str, client: str, handle: int, status: int) -> None: ...
-    def interrupt(self, source: str, partition: str, handling: str) -> None: ...
+    def interrupt(self, source: str, partition: str, handling: str, where: str) -> None: ...
     def panic(self, partition: str, api: str, reason: str) -> None: ...
+
+
+class EventLog:
+    """A tracer that keeps every event as a tuple, in order: for tests and debugging."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[object, ...]] = []
+
+    def api_enter(self, thread: str, api: str) -> None:
+        self.events.append(("enter", thread, api))
+
+    def api_exit(self, thread: str, api: str, result: object) -> None:
+        self.events.append(("exit", thread, api))
+
+    def switch(self, from_thread: str, to_thread: str) -> None:
+        self.events.append(("switch", from_thread, to_thread))
+
+    def message(self, client: str, service: str, handle: int, type: int) -> None:
+        self.events.append(("message", client, service, type))
+
+    def reply(self, service: str, client: str, handle: int, status: int) -> None:
+        self.events.append(("reply", service, client, status))
+
+    def interrupt(self, source: str, partition: str, handling: str, where: str) -> None:
+        self.events.append(("interrupt", source, partition, handling, where))
+
+    def panic(self, partition: str, api: str, reason: str) -> None:
+        self.events.append(("panic", partition, api, reason))

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, cast
 
 from psaspm.consts import PSA_ERROR_GENERIC_ERROR
 from psaspm.kernel.backends import IpcBackend
 from psaspm.kernel.objects import Buffer, PsaMsg
 from psaspm.kernel.spm import NEED_SCHEDULE, Spm
+
+if TYPE_CHECKING:
+    from psaspm.kernel.instruments import Tracer
 
 
 class Svc(enum.IntEnum):
@@ -338,12 +341,11 @@ class CrossCallInterface(_IpcInterface):
         spm = self.spm
         if spm.handler_mode:
             self._thread_mode(number)
-        backend = self.backend
-        backend.locked = True
+        spm.sched_locked = True
         try:
             return self.table[number](*args)
         finally:
-            backend.locked = False
+            spm.sched_locked = False
 
 
 class SvcInterface(_IpcInterface):
@@ -373,3 +375,37 @@ class SvcInterface(_IpcInterface):
             return table[number](*args)
         finally:
             spm.in_svc = False
+
+
+def traced(inner: Interface, spm: Spm, tracer: Tracer) -> Interface:
+    """Wrap an interface so that every PSA API call is reported to ``tracer``.
+
+    Chosen once when a system is built with a tracer; without one the kernel
+    runs the bare interface and pays nothing for tracing.
+    """
+    return cast(Interface, _TracingInterface(inner, spm, tracer))
+
+
+class _TracingInterface:
+    name = "traced"
+
+    def __init__(self, inner: Interface, spm: Spm, tracer: Tracer) -> None:
+        self.inner = inner
+        self.spm = spm
+        self.tracer = tracer
+        self.name = inner.name
+        for api in API_NAMES.values():
+            setattr(self, api, self._wrap(api, getattr(inner, api)))
+
+    def _wrap(self, api: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        spm = self.spm
+        tracer = self.tracer
+
+        def call(*args: Any) -> Any:
+            thread = spm.current.name
+            tracer.api_enter(thread, api)
+            result = fn(*args)
+            tracer.api_exit(thread, api, result)
+            return result
+
+        return call

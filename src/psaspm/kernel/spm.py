@@ -111,6 +111,7 @@ class Spm:
         self.handler_mode = False  # True while a FLIH runs: partition code in handler mode
         self.pending: list[IrqRuntime] = []  # enabled sources with a high line, not yet taken
         self.in_svc = False  # the SPM runs in an SVC handler: not preemptable
+        self.sched_locked = False  # the SPM runs through a cross call: preemptable, no switches
         self.taking = False  # interrupts are being taken now
 
     # ------------------------------------------------------------------ panics
@@ -650,7 +651,10 @@ class Spm:
             if counters is not None:
                 counters.interrupts += 1
             if self.tracer is not None:
-                self.tracer.interrupt(str(irq.source), owner.name, irq.handling.value)
+                # Where the interrupt landed: inside the SPM (a cross call is preemptable)
+                # or in thread code (partition, NS, or just after an SVC returned).
+                where = "spm" if self.sched_locked else "thread"
+                self.tracer.interrupt(str(irq.source), owner.name, irq.handling.value, where)
             flih = irq.flih
             if flih is None:
                 irq.enabled = False  # SLIH: masked until psa_eoi
