@@ -227,3 +227,22 @@ def front(code: str, dependencies: tuple[str, ...] = (), **options: Any) -> Part
         dependencies=dependencies,
         **options,
     )
+
+
+SVC_SID = 0x3000
+
+
+def sfn_service(body: str, **options: Any) -> Part:
+    """SFN partition ``TFM_SP_SVC`` whose service ``SVC`` runs ``body`` as ``svc_sfn(msg)``
+    (stateless unless ``connection_based=True``)."""
+    options.setdefault("connection_based", False)
+    code = "def svc_sfn(msg):\n" + textwrap.indent(textwrap.dedent(body).strip("\n"), "    ")
+    return Part("TFM_SP_SVC", code, [service("SVC", SVC_SID, **options)], model="SFN")
+
+
+def ipc_partition(
+    name: str, main: str, services: Sequence[dict[str, Any]] = (), **options: Any
+) -> Part:
+    """IPC partition ``name`` whose entry point ``main()`` runs ``main`` (a function body)."""
+    code = "def main():\n" + textwrap.indent(textwrap.dedent(main).strip("\n"), "    ")
+    return Part(name, code, list(services), model="IPC", **options)
