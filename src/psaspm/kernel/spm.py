@@ -378,7 +378,7 @@ class Spm:
         conn = self._request("psa_read", msg_handle, index)
         if num_bytes.__class__ is not int or num_bytes < 0:
             self.fault("psa_read", f"num_bytes {num_bytes!r} is not a size")
-        if conn.mm:
+        if conn.service is not None and conn.service.mm_iovec:
             self._mm_access("psa_read", conn, index)
         if index >= len(conn.invecs):
             return b""
@@ -392,7 +392,7 @@ class Spm:
         conn = self._request("psa_skip", msg_handle, index)
         if num_bytes.__class__ is not int or num_bytes < 0:
             self.fault("psa_skip", f"num_bytes {num_bytes!r} is not a size")
-        if conn.mm:
+        if conn.service is not None and conn.service.mm_iovec:
             self._mm_access("psa_skip", conn, index)
         if index >= len(conn.invecs):
             return 0
@@ -407,7 +407,7 @@ class Spm:
             size = memoryview(data).nbytes
         except TypeError:
             self.fault("psa_write", f"data {data!r:.40} is not bytes-like")
-        if conn.mm:
+        if conn.service is not None and conn.service.mm_iovec:
             self._mm_access("psa_write", conn, index + 4)
         room = conn.out_size[index] - (conn.out_written[index] if index < len(conn.outvecs) else 0)
         if size > room:
