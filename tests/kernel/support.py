@@ -217,7 +217,7 @@ def front(code: str, dependencies: tuple[str, ...] = (), **options: Any) -> Part
     runs ``code`` as the body of ``front_sfn(msg)``; ``arg`` there is the integer the NS
     caller passed with :func:`arg` (0 if none)."""
     body = "def front_sfn(msg):\n    arg = read_arg(msg)\n" + "\n".join(
-        "    " + line for line in code.strip("\n").splitlines()
+        "    " + line for line in textwrap.dedent(code).strip("\n").splitlines()
     )
     return Part(
         "TFM_SP_FRONT",
