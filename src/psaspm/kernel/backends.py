@@ -78,8 +78,8 @@ class SfnBackend:
     def system_run(self) -> None:
         spm = self.spm
         for part in sorted(spm.partitions, key=lambda p: p.priority):
-            if not part.inited:
-                self._init(part)
+            if not part.inited and self._init(part) < 0:
+                spm.fault("entry_init", "entry_init returned a negative status", part)
 
     def _init(self, part: PartitionRuntime) -> int:
         """Run an SFN partition's ``entry_init`` as the current component."""
@@ -90,7 +90,9 @@ class SfnBackend:
             status = PSA_SUCCESS
             if part.init is not None:
                 status = spm.run_partition_code(part, "entry_init", part.init)
-                if status.__class__ is not int:
+                if status is None:
+                    status = PSA_SUCCESS  # no return statement: success, as under IPC (sprt)
+                elif status.__class__ is not int:
                     spm.fault("entry_init", f"entry_init returned {status!r}, not a status", part)
             part.inited = True
             return int(status)
