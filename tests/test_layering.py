@@ -1,0 +1,106 @@
+"""Layering: lower layers of psaspm never import upper ones.
+
+errors/consts < manifest < kernel < psa < sprt < system < cli, and
+``kernel.door`` (partition code's only way into the SPM) imports nothing else
+from the kernel.  Checked by parsing every module's imports with ``ast``,
+including imports under ``if TYPE_CHECKING`` and inside functions.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "src" / "psaspm"
+
+# Rank of each layer; a module may import only from layers of lower or equal rank.
+LAYERS = {
+    "errors": 0,
+    "consts": 0,
+    "manifest": 1,
+    "kernel": 2,
+    "psa": 3,
+    "sprt": 4,
+    "system": 5,
+    "__init__": 6,
+    "cli": 7,
+    "__main__": 8,
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1 and parts[-2] != "psaspm":
+        parts.pop()
+    return ".".join(parts)
+
+
+def layer_of(module: str) -> str:
+    """The layer of a ``psaspm.*`` module name: its first component below the package."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def imports(path: Path) -> set[str]:
+    """Every psaspm module ``path`` imports, relative imports resolved."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    package = module_name(path)
+    if path.name != "__init__.py":
+        package = package.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                prefix = ".".join(base)
+                target = f"{prefix}.{node.module}" if node.module else prefix
+            else:
+                target = node.module or ""
+            if target != "psaspm":
+                found.add(target)
+                continue
+            # ``from psaspm import psa`` imports a submodule; other names come from __init__.
+            for alias in node.names:
+                sub = PACKAGE / alias.name
+                is_module = sub.with_suffix(".py").is_file() or sub.is_dir()
+                found.add(f"psaspm.{alias.name}" if is_module else "psaspm")
+    return {name for name in found if name == "psaspm" or name.startswith("psaspm.")}
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_module_has_a_layer() -> None:
+    """Every top-level part of the package belongs to a known layer."""
+    for path in MODULES:
+        assert layer_of(module_name(path)) in LAYERS, path
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_no_upward_imports(path: Path) -> None:
+    """A module imports psaspm modules of its own or lower layers only."""
+    here = layer_of(module_name(path))
+    for target in imports(path):
+        if target == "psaspm":
+            # The package's own names (load, Panic...) come from system: upper layers only.
+            assert LAYERS[here] >= LAYERS["__init__"], f"{path.name} imports the psaspm package"
+            continue
+        there = layer_of(target)
+        assert LAYERS[there] <= LAYERS[here], f"{module_name(path)} imports {target}"
+
+
+def test_door_imports_nothing_from_the_kernel() -> None:
+    """kernel.door, between partition code and the SPM, imports no other kernel module."""
+    door = PACKAGE / "kernel" / "door.py"
+    assert imports(door) == set()
+
+
+def test_psa_reaches_the_spm_only_through_the_door() -> None:
+    """psaspm.psa uses from the kernel only the door and the plain data objects."""
+    kernel = {t for t in imports(PACKAGE / "psa.py") if layer_of(t) == "kernel"}
+    assert kernel <= {"psaspm.kernel.door", "psaspm.kernel.objects"}
