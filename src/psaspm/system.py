@@ -183,6 +183,17 @@ class System:
         stats["connections_in_use"] = kernel.spm.pool.in_use
         return stats
 
+    def partition_code(self, name: str) -> ModuleType:
+        """The module running a partition's code in the current boot (fresh at each boot)."""
+        kernel = self._kernel
+        if kernel is None:
+            raise ConfigError("the system is not booted: partition code is bound at boot()")
+        for part in kernel.spm.partitions:
+            if part.name == name:
+                assert isinstance(part.code, ModuleType)
+                return part.code
+        raise ConfigError(f"no partition named {name!r} in this system")
+
     @property
     def interface(self) -> str:
         """``"sfn"``, ``"cross"`` or ``"svc"``: how partition code enters the SPM."""

@@ -149,7 +149,7 @@ class SfnBackend:
                         "where only an interrupt can assert them, and no interrupt is pending",
                     )
                 )
-            spm.take_interrupts()
+            spm.take_interrupts("thread")
 
     def wake_up(self, part: PartitionRuntime, signal: int) -> None:
         part.asserted |= signal
@@ -208,6 +208,11 @@ class IpcBackend:
             thread.bit = 1 << rank
             if thread is not self.ns:
                 thread.glet = greenlet.greenlet(self._thread_main(thread), parent=ns_glet)
+                # Start it now, from this shallow stack, and let it park: a greenlet
+                # inherits the recursion depth of whoever first switches to it, and at
+                # boot each thread would otherwise first run from the previous one's
+                # psa_wait, so depth would grow with the number of partitions.
+                thread.glet.switch()
         self.ready = (1 << len(ordered)) - 1
         self.current = self.ns
         self.spm.current = self.ns.part
@@ -219,6 +224,7 @@ class IpcBackend:
 
         def run() -> None:
             try:
+                greenlet.getcurrent().parent.switch()  # parked until first scheduled
                 entry = part.entry
                 assert entry is not None
                 spm.run_partition_code(part, "entry", entry)
@@ -237,7 +243,8 @@ class IpcBackend:
 
     def preempt(self) -> None:
         """A preemption point outside the SPM: run threads an interrupt made more urgent."""
-        if self.attempted and not self.spm.sched_locked:
+        spm = self.spm
+        if self.attempted and not (spm.sched_locked or spm.handler_mode or spm.taking):
             self.schedule(None)
 
     # ---- the six operations

@@ -317,6 +317,8 @@ class SfnInterface(_TableInterface):
 
 
 class _IpcInterface(_TableInterface):
+    held_off = "thread"  # what interrupts pending at the SPM's exit preempt
+
     def __init__(self, spm: Spm, backend: IpcBackend) -> None:
         super().__init__(spm)
         self.backend = backend
@@ -326,7 +328,7 @@ class _IpcInterface(_TableInterface):
         spm = self.spm
         backend = self.backend
         if spm.pending:
-            spm.take_interrupts()
+            spm.take_interrupts(self.held_off)
         if result == NEED_SCHEDULE or backend.attempted:
             return backend.schedule(result)
         return result
@@ -352,6 +354,7 @@ class SvcInterface(_IpcInterface):
     """Isolation levels 2 and 3: a trap to handler mode, privileged, not preemptable."""
 
     name = "svc"
+    held_off = "svc-exit"
 
     def _enter(self, number: int, *args: Any) -> Any:
         spm = self.spm

@@ -627,19 +627,25 @@ class Spm:
             if irq not in self.pending:
                 self.pending.append(irq)
             if not (self.in_svc or self.handler_mode or self.taking):
-                self.take_interrupts()  # preemptable here: taken at once
+                # Preemptable here: taken at once, inside the SPM if a cross call runs it.
+                self.take_interrupts("spm" if self.sched_locked else "thread")
         elif irq in self.pending:
             self.pending.remove(irq)
 
-    def take_interrupts(self) -> None:
-        """Take every pending interrupt, oldest first (TF-M's ``spm_handle_interrupt``)."""
+    def take_interrupts(self, where: str = "thread") -> None:
+        """Take every pending interrupt, oldest first (TF-M's ``spm_handle_interrupt``).
+
+        ``where`` is what the interrupt preempted, for the trace: ``"spm"`` (SPM
+        code under a cross call), ``"svc-exit"`` (held off until an SVC returned)
+        or ``"thread"`` (partition or NS code).
+        """
         self.taking = True
         try:
-            self._take_pending()
+            self._take_pending(where)
         finally:
             self.taking = False
 
-    def _take_pending(self) -> None:
+    def _take_pending(self, where: str) -> None:
         storm = 0
         while self.pending:
             storm += 1
@@ -651,9 +657,6 @@ class Spm:
             if counters is not None:
                 counters.interrupts += 1
             if self.tracer is not None:
-                # Where the interrupt landed: inside the SPM (a cross call is preemptable)
-                # or in thread code (partition, NS, or just after an SVC returned).
-                where = "spm" if self.sched_locked else "thread"
                 self.tracer.interrupt(str(irq.source), owner.name, irq.handling.value, where)
             flih = irq.flih
             if flih is None:
