@@ -22,6 +22,7 @@ LAYERS = {
     "manifest": 1,
     "kernel": 2,
     "psa": 3,
+    "hal": 3,
     "sprt": 4,
     "system": 5,
     "__init__": 6,

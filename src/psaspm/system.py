@@ -281,8 +281,9 @@ class System:
     @contextmanager
     def _secure(self, kernel: _Kernel) -> Iterator[None]:
         """Run secure code: install the interface behind the door; a halt becomes Panic."""
-        previous = DOOR.iface
+        previous = DOOR.iface, DOOR.system
         DOOR.iface = kernel.iface
+        DOOR.system = self
         self._depth += 1
         try:
             yield
@@ -290,7 +291,7 @@ class System:
             self._halted(halt.record)
         finally:
             self._depth -= 1
-            DOOR.iface = previous
+            DOOR.iface, DOOR.system = previous
 
     def _halted(self, record: PanicRecord) -> None:
         self.state = "panicked"

@@ -4,14 +4,14 @@ Both manifests say ``model: dual``, so the same module serves the IPC entry
 point (IPC backend) and the service function (SFN backend).  A service call
 runs one test case: enable the timer interrupt, make the "timer" raise its
 line, wait for the interrupt signal, clear the device and acknowledge.
-The test sets ``SYSTEM`` (the system whose interrupt lines the device drives)
-and reads ``LOG``.
+The test reads ``LOG``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from psaspm import hal
 from psaspm.psa import (
     PSA_BLOCK,
     PSA_FLIH_SIGNAL,
@@ -25,19 +25,18 @@ from psaspm.psa import (
     psa_wait,
 )
 
-SYSTEM: Any = None
 LOG: list[str] = []
 SOURCE = "TFM_TIMER0_IRQ"
 
 
 def _irq_signal() -> int:
-    return int(SYSTEM.constants["TFM_TIMER0_IRQ_SIGNAL"])
+    return int(hal.constants()["TFM_TIMER0_IRQ_SIGNAL"])
 
 
 def tfm_timer0_irq_flih() -> int:
     """The FLIH: count the tick, clear the device's line, and signal the partition."""
     LOG.append("flih")
-    SYSTEM.deassert_irq(SOURCE)
+    hal.deassert_irq(SOURCE)
     return PSA_FLIH_SIGNAL
 
 
@@ -45,13 +44,13 @@ def _run_case(flih: bool) -> int:
     signal = _irq_signal()
     psa_irq_enable(signal)
     LOG.append("timer start")
-    SYSTEM.assert_irq(SOURCE)  # the timer expires at once
+    hal.assert_irq(SOURCE)  # the timer expires at once
     got = psa_wait(signal, PSA_BLOCK)
     LOG.append(f"woken {got:#x}")
     if flih:
         psa_reset_signal(signal)
     else:
-        SYSTEM.deassert_irq(SOURCE)
+        hal.deassert_irq(SOURCE)
         psa_eoi(signal)
     return PSA_SUCCESS
 
@@ -65,7 +64,7 @@ def tfm_flih_test_case_sfn(msg: Any) -> int:
 
 
 def _serve(service_signal_name: str, flih: bool) -> None:
-    service_signal = int(SYSTEM.constants[service_signal_name])
+    service_signal = int(hal.constants()[service_signal_name])
     while True:
         signals = psa_wait(PSA_WAIT_ANY, PSA_BLOCK)
         if signals & service_signal:

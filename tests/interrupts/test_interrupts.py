@@ -22,7 +22,6 @@ IRQ_DIR = "tf-m-tests/tests_reg/test/secure_fw/suites/spm/irq/service"
 def partitions() -> Iterator[ModuleType]:
     irq_partitions.LOG.clear()
     yield irq_partitions
-    irq_partitions.SYSTEM = None
 
 
 def _test_partition(shared_dir: Path, kind: str, backend: str, isolation: int) -> psaspm.System:
@@ -36,7 +35,6 @@ def _test_partition(shared_dir: Path, kind: str, backend: str, isolation: int) -
     system = psaspm.load(
         manifest, backend=backend, isolation=isolation, code={name: irq_partitions}
     )
-    irq_partitions.SYSTEM = system
     system.boot()
     return system
 
@@ -90,7 +88,6 @@ def test_shared_source_reaches_both_partitions(shared_dir: Path, partitions: Mod
         ],
         code={"TFM_SP_SLIH_TEST": irq_partitions, "TFM_SP_FLIH_TEST": irq_partitions},
     )
-    irq_partitions.SYSTEM = system
     system.boot()
     ns = system.ns_client()
     assert ns.call(system.constants["TFM_SLIH_TEST_CASE_HANDLE"]) == 0
@@ -132,17 +129,16 @@ def _write(tmp: Path, name: str, code: str, **fields: str) -> Path:
 
 HANDLER = """
 from psaspm.psa import *
+from psaspm import hal
 import psaspm
 LOG = []
-SYSTEM = None
-
 def main():
     psa_irq_enable(DEV_IRQ_SIGNAL)
     while True:
         sig = psa_wait(PSA_WAIT_ANY, PSA_BLOCK)
         if sig & DEV_IRQ_SIGNAL:
             LOG.append("handler: irq")
-            SYSTEM.deassert_irq("DEV_IRQ")
+            hal.deassert_irq("DEV_IRQ")
             psa_eoi(DEV_IRQ_SIGNAL)
         if sig & 0x10:
             msg = psa_get(0x10)
@@ -153,15 +149,14 @@ DEV_IRQ_SIGNAL = 0x80000000
 
 DRIVER = """
 from psaspm.psa import *
+from psaspm import hal
 LOG = None
-SYSTEM = None
-
 def main():
     while True:
         psa_wait(0x10, PSA_BLOCK)
         msg = psa_get(0x10)
         LOG.append("driver: before")
-        SYSTEM.assert_irq("DEV_IRQ")
+        hal.assert_irq("DEV_IRQ")
         LOG.append("driver: after")
         psa_reply(msg.handle, PSA_SUCCESS)
 """
@@ -189,22 +184,22 @@ def test_woken_higher_priority_thread_runs_before_interrupted_one(
     log: list[str] = []
     for module in (handler_code, driver_code):
         setattr(module, "LOG", log)  # noqa: B010 - partition code is loaded at boot
-        setattr(module, "SYSTEM", system)  # noqa: B010
     assert system.ns_client().call(system.constants["DRIVER_HANDLE"]) == 0
     assert log == ["driver: before", "handler: irq", "driver: after"]
 
 
 SELF_RETRIGGER = """
 from psaspm.psa import *
-SYSTEM = None
-
+from psaspm import hal
 def main():
     psa_irq_enable(0x80000000)
+    handled = 0
     while True:
         sig = psa_wait(PSA_WAIT_ANY, PSA_BLOCK)
         if sig & 0x80000000:
-            if SYSTEM.stats["interrupts"] >= 2:
-                SYSTEM.deassert_irq("DEV_IRQ")
+            handled += 1
+            if handled >= 2:
+                hal.deassert_irq("DEV_IRQ")
             psa_eoi(0x80000000)   # the line may still be high: taken again
         if sig & 0x10:
             msg = psa_get(0x10)
@@ -226,8 +221,6 @@ def test_preemption_follows_interface(tmp_path: Path, isolation: int, where: str
     log = EventLog()
     system = psaspm.load(path, isolation=isolation, tracer=log)
     system.boot()
-    code = system.partition_code("TFM_SP_RETRIGGER")
-    setattr(code, "SYSTEM", system)  # noqa: B010 - partition code is loaded at boot
     log.events.clear()
     system.assert_irq("DEV_IRQ")  # taken in NS thread code, handled; psa_eoi re-takes it
     events = [

@@ -24,10 +24,13 @@ class _NoSystem:
 
 
 class Door:
-    __slots__ = ("iface",)
+    """``iface``: the running system's interface; ``system``: that system, for the HAL."""
+
+    __slots__ = ("iface", "system")
 
     def __init__(self) -> None:
         self.iface: Any = _NoSystem()
+        self.system: Any = _NoSystem()
 
 
 NO_SYSTEM: Any = _NoSystem()
