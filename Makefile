@@ -34,5 +34,8 @@ pytest: $(STAMP)
 
 test: check pytest
 
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.bench
+
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .pytest_cache .ruff_cache
