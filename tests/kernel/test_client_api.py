@@ -54,6 +54,12 @@ def test_version_of_a_service(config: Config, spe: Spe) -> None:
     assert system.ns_client().version(ECHO_SID) == 3
 
 
+def test_version_of_a_stateless_service(config: Config, spe: Spe) -> None:
+    """psa_version does not care whether the service is stateless."""
+    system = spe.boot(config, stateless_echo(version=4, policy="RELAXED"))
+    assert system.ns_client().version(STATELESS_SID) == 4
+
+
 def test_version_unknown_sid(config: Config, spe: Spe) -> None:
     """psa_version of an unknown SID is PSA_VERSION_NONE (0)."""
     system = spe.boot(config, echo_sfn())
