@@ -24,6 +24,7 @@ LAYERS = {
     "psa": 3,
     "hal": 3,
     "sprt": 4,
+    "platform": 4,
     "system": 5,
     "__init__": 6,
     "cli": 7,
