@@ -296,9 +296,11 @@ class SfnInterface(_TableInterface):
         result = spm.client_call(handle, type, in_vecs, out_vecs)
         target = spm.current
         if target is not client:
+            # The service ran: reply with its return value.  The message is the one the
+            # backend handed it, so the handle lookup of psa_reply is skipped.
             conn = target.current_request
             assert conn is not None
-            return spm.partition_reply(conn.handle, result)
+            return spm.reply(conn, result)
         if result < 0:
             result = spm.programmer_error(client, "psa_call", result)
         return result

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 Buffer = bytes | bytearray | memoryview
 _ZEROS = (0, 0, 0, 0)
+_PAD = (_ZEROS, (0, 0, 0), (0, 0), (0,), ())  # _PAD[n]: the zeros after n sizes
 
 
 class PsaMsg:
@@ -119,16 +120,21 @@ class Connection:
         self.outvecs = outvecs
         n_in = len(invecs)
         n_out = len(outvecs)
-        if n_in:
-            sizes = [len(v) for v in invecs]
-            self.in_size = (*sizes, *_ZEROS[n_in:])  # type: ignore[assignment]
+        # One vector each way is the common case: build its tuple without a loop.
+        if n_in == 1:
+            self.in_size = (len(invecs[0]), 0, 0, 0)
+            self.in_pos = [0]
+        elif n_in:
+            self.in_size = tuple(map(len, invecs)) + _PAD[n_in]  # type: ignore[assignment]
             self.in_pos = [0] * n_in
         else:
             self.in_size = _ZEROS
             self.in_pos = []
-        if n_out:
-            osizes = [len(v) for v in outvecs]
-            self.out_size = (*osizes, *_ZEROS[n_out:])  # type: ignore[assignment]
+        if n_out == 1:
+            self.out_size = (len(outvecs[0]), 0, 0, 0)
+            self.out_written = [0]
+        elif n_out:
+            self.out_size = tuple(map(len, outvecs)) + _PAD[n_out]  # type: ignore[assignment]
             self.out_written = [0] * n_out
         else:
             self.out_size = _ZEROS
@@ -191,7 +197,8 @@ class ConnectionPool:
 
             raise InternalError(f"connection slot {conn.index} freed twice")
         del self.live[conn.handle]
-        conn.release_views()
+        if conn.mapped:
+            conn.release_views()
         conn.status = ConnStatus.FREE
         conn.service = None
         conn.client = None

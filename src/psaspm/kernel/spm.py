@@ -427,7 +427,10 @@ class Spm:
         conn.mm |= MM_ACCESSED << (4 * vec)
 
     def partition_reply(self, msg_handle: int, status: int) -> int:
-        conn = self._message("psa_reply", msg_handle)
+        return self.reply(self._message("psa_reply", msg_handle), status)
+
+    def reply(self, conn: Connection, status: int) -> int:
+        """``psa_reply`` to a message already known to be the running partition's."""
         if status.__class__ is not int or not _INT32_MIN <= status <= _INT32_MAX:
             self.fault("psa_reply", f"status {status!r} is not a 32-bit integer")
         keep = True
