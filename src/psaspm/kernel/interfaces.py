@@ -319,11 +319,29 @@ class SfnInterface(_TableInterface):
 
 
 class _IpcInterface(_TableInterface):
+    """The IPC interfaces' entries, compiled once per boot.
+
+    ``_enter``/``_leave`` state what entering and leaving the SPM do; at build
+    time each PSA API also gets an instance attribute, made by ``_compile``,
+    that does the same with its SPM function, its name and whether it is a
+    client call bound in: no per-call dispatch, ``*args`` re-packing or method
+    hops.  ``psaspm.psa`` and NS calls reach those attributes.
+    """
+
     held_off = "thread"  # what interrupts pending at the SPM's exit preempt
 
     def __init__(self, spm: Spm, backend: IpcBackend) -> None:
         super().__init__(spm)
         self.backend = backend
+        for number in Svc:
+            client = number in (Svc.CONNECT, Svc.CALL, Svc.CLOSE)
+            entry = self._compile(self.table[number], API_NAMES[number], client)
+            if number == Svc.CLOSE:
+                entry = _returning_none(entry)
+            setattr(self, API_NAMES[number], entry)
+
+    def _compile(self, fn: Callable[..., Any], api: str, client: bool) -> Callable[..., Any]:
+        raise NotImplementedError
 
     def _leave(self, result: Any) -> Any:
         """Leave the SPM: take interrupts held off, then schedule (PendSV) if needed."""
@@ -351,6 +369,31 @@ class CrossCallInterface(_IpcInterface):
         finally:
             spm.sched_locked = False
 
+    def _compile(self, fn: Callable[..., Any], api: str, client: bool) -> Callable[..., Any]:
+        """``_client``/``_enter`` + ``_leave`` for one API, with everything bound."""
+        spm = self.spm
+        backend = self.backend
+        held_off = self.held_off
+
+        def entry(*args: Any) -> Any:
+            if spm.handler_mode:
+                spm.fault(api, "PSA API called from a FLIH (handler mode)")
+            caller = spm.current
+            spm.sched_locked = True
+            try:
+                result = fn(*args)
+            finally:
+                spm.sched_locked = False
+            if client and result < 0 and result != NEED_SCHEDULE:
+                result = spm.programmer_error(caller, api, result)
+            if spm.pending:
+                spm.take_interrupts(held_off)
+            if result == NEED_SCHEDULE or backend.attempted:
+                return backend.schedule(result)
+            return result
+
+        return entry
+
 
 class SvcInterface(_IpcInterface):
     """Isolation levels 2 and 3: a trap to handler mode, privileged, not preemptable."""
@@ -367,6 +410,35 @@ class SvcInterface(_IpcInterface):
             counters.svc_entries += 1
         return self.svc(number, *args)
 
+    def _compile(self, fn: Callable[..., Any], api: str, client: bool) -> Callable[..., Any]:
+        """``_client``/``_enter`` + ``_leave`` for one API: the SVC number is known
+        valid at build time, so the handler's range check is resolved here."""
+        spm = self.spm
+        backend = self.backend
+        held_off = self.held_off
+
+        def entry(*args: Any) -> Any:
+            if spm.handler_mode:
+                spm.fault(api, "PSA API called from a FLIH (handler mode)")
+            counters = spm.counters
+            if counters is not None:
+                counters.svc_entries += 1
+            caller = spm.current
+            spm.in_svc = True
+            try:
+                result = fn(*args)
+            finally:
+                spm.in_svc = False
+            if client and result < 0 and result != NEED_SCHEDULE:
+                result = spm.programmer_error(caller, api, result)
+            if spm.pending:
+                spm.take_interrupts(held_off)
+            if result == NEED_SCHEDULE or backend.attempted:
+                return backend.schedule(result)
+            return result
+
+        return entry
+
     def svc(self, number: int, *args: Any) -> Any:
         """The SVC handler: dispatch by number; an unknown number fails cleanly."""
         if number.__class__ is not int and not isinstance(number, int):
@@ -380,6 +452,13 @@ class SvcInterface(_IpcInterface):
             return table[number](*args)
         finally:
             spm.in_svc = False
+
+
+def _returning_none(entry: Callable[..., Any]) -> Callable[..., None]:
+    def call(*args: Any) -> None:
+        entry(*args)
+
+    return call
 
 
 def traced(inner: Interface, spm: Spm, tracer: Tracer) -> Interface:
