@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from psaspm.kernel.door import DOOR
+from psaspm.kernel.memory import Ptr
+from psaspm.kernel.objects import Buffer
 
 
 def constants() -> Mapping[str, int]:
@@ -25,3 +27,44 @@ def assert_irq(source: str | int) -> None:
 def deassert_irq(source: str | int) -> None:
     """Lower an interrupt line (lowering a low line is harmless)."""
     DOOR.system.deassert_irq(source)
+
+
+def malloc(size: int) -> Ptr:
+    """Allocate ``size`` bytes in the running partition's private data (never freed)."""
+    return DOOR.system.spm.mem_alloc(size)  # type: ignore[no-any-return]
+
+
+def read(addr: int | Ptr, size: int | None = None) -> bytes:
+    """Read memory as the running partition: a forbidden address is a MemManage fault."""
+    if isinstance(addr, Ptr):
+        if size is None:
+            size = addr.len
+        addr = addr.addr
+    if size is None:
+        raise ValueError("read() needs a size with a plain address")
+    return DOOR.system.spm.mem_read(addr, size)  # type: ignore[no-any-return]
+
+
+def write(addr: int | Ptr, data: Buffer) -> None:
+    """Write memory as the running partition: a forbidden address is a MemManage fault."""
+    if isinstance(addr, Ptr):
+        addr = addr.addr
+    DOOR.system.spm.mem_write(addr, data)
+
+
+def read32(addr: int) -> int:
+    """A 32-bit read: device registers (MMIO) are read this way."""
+    return DOOR.system.spm.mem_read32(addr)  # type: ignore[no-any-return]
+
+
+def write32(addr: int, value: int) -> None:
+    """A 32-bit write: device registers (MMIO) are written this way."""
+    DOOR.system.spm.mem_write32(addr, value)
+
+
+def peripheral_base(name: str) -> int:
+    """The base address of a named peripheral (as TF-M's platform headers give it)."""
+    spec = DOOR.system.platform.peripherals.get(name)
+    if spec is None:
+        raise KeyError(f"no peripheral named {name!r} in the platform description")
+    return spec.base  # type: ignore[no-any-return]

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 from psaspm.consts import *  # noqa: F403 - the PSA constants are part of this module's API
 from psaspm.consts import PSA_IPC_CALL
 from psaspm.kernel.door import DOOR
-from psaspm.kernel.objects import Buffer, PsaMsg
+from psaspm.kernel.objects import Buffer, InVec, OutVec, PsaMsg
 
 psa_msg_t = PsaMsg
 
@@ -33,8 +33,8 @@ def psa_connect(sid: int, version: int) -> int:
 def psa_call(
     handle: int,
     type: int = PSA_IPC_CALL,
-    in_vecs: Sequence[Buffer] = (),
-    out_vecs: Sequence[bytearray] = (),
+    in_vecs: Sequence[InVec] = (),
+    out_vecs: Sequence[OutVec] = (),
 ) -> int:
     return DOOR.iface.psa_call(handle, type, in_vecs, out_vecs)  # type: ignore[no-any-return]
 

@@ -30,11 +30,13 @@ from psaspm.kernel.interfaces import (
     SvcInterface,
     traced,
 )
-from psaspm.kernel.objects import Buffer
+from psaspm.kernel.memory import Kind, MemoryFault, Ptr, Region, Subject
+from psaspm.kernel.objects import Buffer, InVec, OutVec
 from psaspm.kernel.partition import IrqRuntime, PartitionRuntime, ServiceRuntime
 from psaspm.kernel.spm import SpeHalt, Spm
 from psaspm.manifest import constants_dict, layout_dict, load_system_manifest
 from psaspm.manifest.model import Handling, Model, Partition, PartitionType, SystemManifest
+from psaspm.platform import Devices, Timer, Uart, build_address_space, load_platform
 
 CodeSpec = ModuleType | str | Path
 _module_ids = itertools.count(1)
@@ -111,13 +113,57 @@ class NsClient:
         self,
         handle: int,
         type: int = 0,
-        in_vecs: Sequence[Buffer] = (),
-        out_vecs: Sequence[bytearray] = (),
+        in_vecs: Sequence[InVec] = (),
+        out_vecs: Sequence[OutVec] = (),
     ) -> int:
         return self.system._ns_call(self.client_id, "psa_call", handle, type, in_vecs, out_vecs)  # type: ignore[no-any-return]
 
     def close(self, handle: int) -> None:
         self.system._ns_call(self.client_id, "psa_close", handle)
+
+
+class NsMemory:
+    """Non-secure RAM as NS code sees it: allocate buffers to pass as pointer vectors."""
+
+    def __init__(self, region: Region) -> None:
+        self.region = region
+        self._subject = Subject("NS", True, False, 0)
+
+    def alloc(self, size: int, data: Buffer | None = None) -> Ptr:
+        """``size`` bytes of NS RAM, optionally filled with ``data``."""
+        region = self.region
+        start = (region.next_free + 7) & ~7
+        if size.__class__ is not int or size < 0 or start + size > region.end:
+            raise MemoryError(f"NS RAM cannot provide {size!r} bytes")
+        region.next_free = start + size
+        ptr = Ptr(start, size)
+        if data is not None:
+            self.write(start, data)
+        return ptr
+
+    def read(self, addr: int | Ptr, size: int | None = None) -> bytes:
+        if isinstance(addr, Ptr):
+            if size is None:
+                size = addr.len
+            addr = addr.addr
+        if size is None:
+            raise ValueError("read() needs a size with a plain address")
+        self._check(addr, size)
+        offset = addr - self.region.base
+        return bytes(self.region.data[offset : offset + size])
+
+    def write(self, addr: int | Ptr, data: Buffer) -> None:
+        if isinstance(addr, Ptr):
+            addr = addr.addr
+        size = memoryview(data).nbytes
+        self._check(addr, size)
+        offset = addr - self.region.base
+        self.region.data[offset : offset + size] = data
+
+    def _check(self, addr: int, size: int) -> None:
+        region = self.region
+        if not (region.base <= addr and addr + size <= region.end):
+            raise MemoryFault(self._subject, addr, size, False, "outside non-secure RAM")
 
 
 class _Kernel:
@@ -145,6 +191,7 @@ class System:
         lifecycle: int = PSA_LIFECYCLE_UNKNOWN,
         counters: bool = True,
         tracer: Tracer | None = None,
+        platform: str | Path | None = None,
     ) -> None:
         if max_connections.__class__ is not int or max_connections <= 0:
             raise ConfigError(f"max_connections must be a positive int, not {max_connections!r}")
@@ -159,6 +206,11 @@ class System:
         self._counting = counters
         self.tracer = tracer
         self._constants = constants_dict(manifest)
+        self.platform = load_platform(platform)
+        ns_base, ns_size = self.platform.ns_ram
+        # Non-secure memory belongs to the NS side: it survives a reset of the SPE.
+        self.ns_memory = NsMemory(Region("NS_RAM", ns_base, ns_size, Kind.NS))
+        self._devices: Devices = {}
         self._kernel: _Kernel | None = None
         self._depth = 0  # > 0 while secure code runs on behalf of boot() or an NS call
         self.panic: PanicRecord | None = None
@@ -182,6 +234,11 @@ class System:
         stats = kernel.spm.counters.as_dict()
         stats["connections_in_use"] = kernel.spm.pool.in_use
         return stats
+
+    @property
+    def spm(self) -> Spm:
+        """The kernel of the current boot (for tools and ``psaspm.hal``)."""
+        return self._running_kernel().spm
 
     def partition_code(self, name: str) -> ModuleType:
         """The module running a partition's code in the current boot (fresh at each boot)."""
@@ -228,6 +285,7 @@ class System:
             )
             rt.boundary = _boundary(part, manifest.isolation, arot)
             rt.privileged = bool(rt.boundary & _PRIVILEGED)
+            rt.subject = Subject(part.name, rt.is_ns_agent, rt.privileged, rt.boundary)
             if part.type is PartitionType.APPLICATION_ROT:
                 arot += 1
             self._bind_code(rt, part)
@@ -235,6 +293,13 @@ class System:
         ns_agent = PartitionRuntime(None, "NS", 0, 0)
         ns_agent.boundary = _PRIVILEGED
         spm = Spm(runtimes, ns_agent, self.max_connections, self.lifecycle)
+        spm.memory, self._devices, spm.data_regions = build_address_space(
+            self.platform,
+            manifest.partitions,
+            {rt.name: rt.boundary for rt in runtimes},
+            self.ns_memory.region,
+            self._device_line,
+        )
         spm.counters = Counters() if self._counting else None
         spm.tracer = self.tracer
         backend: SfnBackend | IpcBackend
@@ -361,6 +426,30 @@ class System:
             door.system = previous_system
 
     # ---------------------------------------------------------------- interrupts
+    def tick(self, ticks: int = 1) -> None:
+        """Advance platform time: timers count down and may raise their interrupts."""
+        if ticks.__class__ is not int or ticks < 0:
+            raise ValueError(f"ticks must be a non-negative int, not {ticks!r}")
+        kernel = self._running_kernel()
+        if self._depth:
+            raise RuntimeError("tick() is driven from the non-secure side")
+        kernel.backend.enter_ns()
+        with self._secure(kernel):
+            for device in self._devices.values():
+                device.tick(ticks)
+
+    def device(self, name: str) -> Timer | Uart:
+        """The device model behind a named peripheral in the current boot."""
+        try:
+            return self._devices[name]
+        except KeyError:
+            raise ConfigError(f"no device model behind peripheral {name!r} in this boot") from None
+
+    def _device_line(self, source: str, level: bool) -> None:
+        kernel = self._kernel
+        if kernel is not None and source in kernel.spm.irq_by_source:
+            self._drive(source, level)
+
     def assert_irq(self, source: str | int) -> None:
         self._drive(source, True)
 
@@ -396,6 +485,7 @@ def load(
     lifecycle: int = PSA_LIFECYCLE_UNKNOWN,
     counters: bool = True,
     tracer: Tracer | None = None,
+    platform: str | Path | None = None,
 ) -> System:
     """Load manifests into a :class:`System` (contract section 2)."""
     manifest = load_system_manifest(
@@ -408,4 +498,5 @@ def load(
         lifecycle=lifecycle,
         counters=counters,
         tracer=tracer,
+        platform=platform,
     )

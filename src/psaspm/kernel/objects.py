@@ -13,11 +13,14 @@ import enum
 from typing import TYPE_CHECKING, Any
 
 from psaspm.consts import PSA_MAX_IOVEC
+from psaspm.kernel.memory import Ptr
 
 if TYPE_CHECKING:
     from psaspm.kernel.partition import PartitionRuntime, ServiceRuntime
 
 Buffer = bytes | bytearray | memoryview
+InVec = Buffer | Ptr  # a Python buffer, or a raw pointer into the modelled memory
+OutVec = bytearray | Ptr
 _ZEROS = (0, 0, 0, 0)
 _PAD = (_ZEROS, (0, 0, 0), (0, 0), (0,), ())  # _PAD[n]: the zeros after n sizes
 
@@ -75,6 +78,7 @@ class Connection:
         "invecs",
         "mapped",
         "mm",
+        "out_ptrs",
         "out_size",
         "out_written",
         "outvecs",
@@ -105,6 +109,7 @@ class Connection:
         self.received = False  # the service has taken the message with psa_get
         self.mm = 0  # MM-IOVEC state nibbles
         self.mapped: list[memoryview] = []  # views handed out by psa_map_*vec
+        self.out_ptrs: tuple[Any, ...] | None = None  # Ptr out-vectors, whose len the reply sets
 
     def msg(self) -> PsaMsg:
         return PsaMsg(
@@ -141,6 +146,7 @@ class Connection:
             self.out_written = []
         self.received = False
         self.mm = 0
+        self.out_ptrs = None
 
     def release_views(self) -> None:
         for view in self.mapped:

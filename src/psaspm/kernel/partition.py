@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from psaspm.kernel.memory import Subject
 from psaspm.manifest.model import Handling, Irq, Model, Partition, Service, VersionPolicy
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class PartitionRuntime:
         "replied_value",
         "service_by_signal",
         "services",
+        "subject",
         "thread",
         "waiting",
     )
@@ -135,6 +137,8 @@ class PartitionRuntime:
         self.thread: Any = None  # the IPC backend's thread object
         self.boundary = 0
         self.privileged = True
+        # Who this partition is to the memory checks (the NS agent acts for the NS side).
+        self.subject = Subject(name, self.is_ns_agent, True, 0)
 
     @property
     def model(self) -> Model:

@@ -12,6 +12,7 @@ call has no partial effect.
 
 from __future__ import annotations
 
+import itertools
 import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -36,6 +37,7 @@ from psaspm.consts import (
     STATIC_HANDLE_NUM_LIMIT,
 )
 from psaspm.errors import PanicRecord
+from psaspm.kernel.memory import AddressSpace, MemoryFault, Ptr, Region
 from psaspm.kernel.objects import (
     MM_ACCESSED,
     MM_MAPPED,
@@ -44,6 +46,8 @@ from psaspm.kernel.objects import (
     Connection,
     ConnectionPool,
     ConnStatus,
+    InVec,
+    OutVec,
     PsaMsg,
 )
 
@@ -113,6 +117,8 @@ class Spm:
         self.in_svc = False  # the SPM runs in an SVC handler: not preemptable
         self.sched_locked = False  # the SPM runs through a cross call: preemptable, no switches
         self.taking = False  # interrupts are being taken now
+        self.memory: AddressSpace | None = None  # the modelled address space
+        self.data_regions: dict[str, Region] = {}  # partition name -> its private data
 
     # ------------------------------------------------------------------ panics
     def halt(self, record: PanicRecord) -> NoReturn:
@@ -201,7 +207,7 @@ class Spm:
         return f"{svc.name} is not among the dependencies of {caller.name}"
 
     def client_call(
-        self, handle: int, type: int, in_vecs: Sequence[Buffer], out_vecs: Sequence[bytearray]
+        self, handle: int, type: int, in_vecs: Sequence[InVec], out_vecs: Sequence[OutVec]
     ) -> int:
         caller = self.current
         counters = self.counters
@@ -218,18 +224,33 @@ class Spm:
                 PSA_ERROR_PROGRAMMER_ERROR,
                 f"{len(ins)} in-vectors + {len(outs)} out-vectors exceed PSA_MAX_IOVEC ({PSA_MAX_IOVEC})",
             )
+        pointers = False
         for vec in ins:
             cls = vec.__class__
-            if cls is not bytes and cls is not bytearray and not self._plain_view(vec):
-                return self._reject(
-                    PSA_ERROR_PROGRAMMER_ERROR,
-                    f"in-vector {vec!r:.40} is not bytes, bytearray or a byte memoryview",
-                )
+            if cls is not bytes and cls is not bytearray:
+                if cls is Ptr:
+                    pointers = True
+                elif not self._plain_view(vec):
+                    return self._reject(
+                        PSA_ERROR_PROGRAMMER_ERROR,
+                        f"in-vector {vec!r:.40} is not bytes, bytearray, a byte memoryview or a Ptr",
+                    )
         for out in outs:
-            if out.__class__ is not bytearray:
-                return self._reject(
-                    PSA_ERROR_PROGRAMMER_ERROR, f"out-vector {out!r:.40} is not a bytearray"
-                )
+            cls = out.__class__
+            if cls is not bytearray:
+                if cls is Ptr:
+                    pointers = True
+                else:
+                    return self._reject(
+                        PSA_ERROR_PROGRAMMER_ERROR,
+                        f"out-vector {out!r:.40} is not a bytearray or a Ptr",
+                    )
+        out_ptrs = None
+        if pointers:
+            checked = self._check_pointers(caller, ins, outs)
+            if isinstance(checked, int):
+                return checked
+            ins, outs, out_ptrs = checked
         if handle.__class__ is not int or handle <= PSA_NULL_HANDLE:
             return self._reject(PSA_ERROR_PROGRAMMER_ERROR, f"invalid handle {handle!r}")
         if handle & _STATIC_BIT:
@@ -267,8 +288,118 @@ class Spm:
                     PSA_ERROR_PROGRAMMER_ERROR, f"connection {handle:#x} has a call in progress"
                 )
             conn = found
-        conn.set_message(type, ins, outs)
+        # Pointer vectors were resolved to views of the modelled memory above.
+        conn.set_message(type, ins, outs)  # type: ignore[arg-type]
+        if out_ptrs is not None:
+            conn.out_ptrs = out_ptrs
         return self._deliver(conn)
+
+    def _check_pointers(
+        self, caller: PartitionRuntime, ins: tuple[Any, ...], outs: tuple[Any, ...]
+    ) -> int | tuple[tuple[Buffer, ...], tuple[Any, ...], tuple[Ptr | None, ...]]:
+        """TF-M's client memory check for raw pointer vectors, against the caller's boundary.
+
+        In-vectors must be readable and must not overlap; out-vectors must be
+        writable.  A failure is a programmer error of the caller.
+        """
+        memory = self.memory
+        if memory is None:
+            return self._reject(PSA_ERROR_PROGRAMMER_ERROR, "this system has no address space")
+        subject = caller.subject
+        spans: list[tuple[int, int]] = []
+        views: list[Buffer] = []
+        for index, vec in enumerate(ins):
+            if vec.__class__ is not Ptr:
+                views.append(vec)
+                continue
+            if vec.len == 0:
+                views.append(b"")
+                continue
+            try:
+                region = memory.check(subject, vec.addr, vec.len, write=False)
+            except MemoryFault as fault:
+                return self._reject(PSA_ERROR_PROGRAMMER_ERROR, f"in-vector {index}: {fault}")
+            if region.device is not None:
+                return self._reject(
+                    PSA_ERROR_PROGRAMMER_ERROR, f"in-vector {index} points at device registers"
+                )
+            spans.append((vec.addr, vec.addr + vec.len))
+            views.append(memory.view(region, vec.addr, vec.len))
+        spans.sort()
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            if start < end:
+                return self._reject(PSA_ERROR_PROGRAMMER_ERROR, "two in-vectors overlap")
+        outs_checked: list[Any] = []
+        ptrs: list[Ptr | None] = []
+        for index, out in enumerate(outs):
+            if out.__class__ is not Ptr:
+                outs_checked.append(out)
+                ptrs.append(None)
+                continue
+            try:
+                region = memory.check(subject, out.addr, out.len, write=True)
+            except MemoryFault as fault:
+                return self._reject(PSA_ERROR_PROGRAMMER_ERROR, f"out-vector {index}: {fault}")
+            if region.device is not None:
+                return self._reject(
+                    PSA_ERROR_PROGRAMMER_ERROR, f"out-vector {index} points at device registers"
+                )
+            outs_checked.append(memory.view(region, out.addr, out.len) if out.len else bytearray())
+            ptrs.append(out)
+        return tuple(views), tuple(outs_checked), tuple(ptrs)
+
+    # ------------------------------------------------------ partition memory
+    def _memory_fault(self, fault: MemoryFault) -> NoReturn:
+        self.fault("MemManage", str(fault))
+
+    def mem_alloc(self, size: int) -> Ptr:
+        """Allocate ``size`` bytes in the running partition's private data."""
+        memory = self.memory
+        region = self.data_regions.get(self.current.name)
+        if memory is None or region is None:
+            raise RuntimeError("only a secure partition has private data to allocate from")
+        return memory.allocate(region, size)
+
+    def mem_read(self, addr: int, size: int) -> bytes:
+        region = self._access(addr, size, write=False)
+        if region.device is not None:
+            self.fault("BusFault", f"device registers at {addr:#010x} need 32-bit accesses")
+        offset = addr - region.base
+        return bytes(region.data[offset : offset + size])
+
+    def mem_write(self, addr: int, data: Buffer) -> None:
+        size = memoryview(data).nbytes
+        region = self._access(addr, size, write=True)
+        if region.device is not None:
+            self.fault("BusFault", f"device registers at {addr:#010x} need 32-bit accesses")
+        offset = addr - region.base
+        region.data[offset : offset + size] = data
+
+    def mem_read32(self, addr: int) -> int:
+        region = self._access(addr, 4, write=False)
+        if addr & 3:
+            self.fault("BusFault", f"unaligned 32-bit read at {addr:#010x}")
+        if region.device is not None:
+            return region.device.read32(addr - region.base) & 0xFFFFFFFF
+        return int.from_bytes(self.mem_read(addr, 4), "little")
+
+    def mem_write32(self, addr: int, value: int) -> None:
+        region = self._access(addr, 4, write=True)
+        if addr & 3:
+            self.fault("BusFault", f"unaligned 32-bit write at {addr:#010x}")
+        if region.device is not None:
+            region.device.write32(addr - region.base, value & 0xFFFFFFFF)
+        else:
+            self.mem_write(addr, (value & 0xFFFFFFFF).to_bytes(4, "little"))
+
+    def _access(self, addr: int, size: int, write: bool) -> Region:
+        memory = self.memory
+        if memory is None:
+            raise RuntimeError("this system has no address space")
+        try:
+            return memory.check(self.current.subject, addr, size, write)
+        except MemoryFault as fault:
+            self._memory_fault(fault)
 
     @staticmethod
     def _plain_view(vec: object) -> bool:
@@ -459,11 +590,15 @@ class Spm:
                     conn.release_views()
                 written = conn.out_written
                 mm = conn.mm
+                ptrs = conn.out_ptrs
                 for i, buf in enumerate(outs):
                     n = written[i]
                     if mm and (mm >> (4 * (i + 4))) & (MM_MAPPED | MM_UNMAPPED) == MM_MAPPED:
                         n = 0  # mapped and never unmapped: nothing counts as written
-                    if len(buf) != n:
+                    ptr = ptrs[i] if ptrs is not None else None
+                    if ptr is not None:
+                        ptr.len = n
+                    elif len(buf) != n:
                         del buf[n:]
             if value == PSA_ERROR_PROGRAMMER_ERROR:
                 client = conn.client
