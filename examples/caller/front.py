@@ -7,6 +7,7 @@ through its static handle.
 
 from __future__ import annotations
 
+from psaspm import hal
 from psaspm.psa import (
     PSA_BLOCK,
     PSA_ERROR_BUFFER_TOO_SMALL,
@@ -23,10 +24,6 @@ from psaspm.psa import (
     psa_write,
 )
 
-# What TF-M's tool generates for EXAMPLE_BACK (stateless_handle 1, version 1):
-# (1 << 30) | (version << 8) | (stateless_handle - 1).
-EXAMPLE_BACK_HANDLE = 0x40000100
-EXAMPLE_BACK_SID = 0x0000F210
 KEY = b"example key: secret to the SPE"
 
 
@@ -38,7 +35,10 @@ def tag(msg: psa_msg_t) -> int:
     data = psa_read(msg.handle, 0, msg.in_size[0])
     client = msg.client_id.to_bytes(4, "little", signed=True)
     digest = bytearray(32)
-    status = psa_call(EXAMPLE_BACK_HANDLE, PSA_IPC_CALL, [KEY, client, data], [digest])
+    # EXAMPLE_BACK_HANDLE is what TF-M's tool generates into sid.h:
+    # (1 << 30) | (version << 8) | (stateless_handle - 1).
+    back = hal.constants()["EXAMPLE_BACK_HANDLE"]
+    status = psa_call(back, PSA_IPC_CALL, [KEY, client, data], [digest])
     if status != PSA_SUCCESS:
         return status
     psa_write(msg.handle, 0, digest)
@@ -46,7 +46,7 @@ def tag(msg: psa_msg_t) -> int:
 
 
 def front_main() -> None:
-    if psa_version(EXAMPLE_BACK_SID) != 1:  # allowed: EXAMPLE_BACK is a dependency
+    if psa_version(hal.constants()["EXAMPLE_BACK_SID"]) != 1:  # allowed: a dependency
         raise RuntimeError("EXAMPLE_BACK is missing")
     while True:
         signals = psa_wait(PSA_WAIT_ANY, PSA_BLOCK)

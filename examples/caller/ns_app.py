@@ -21,7 +21,7 @@ def expect(ok: bool, what: str) -> None:
 def main(ns: NsClient, system: System) -> None:
     back = system.constants["EXAMPLE_BACK_HANDLE"]
     print(f"EXAMPLE_BACK: static handle {back:#x}, not for NS clients")
-    expect(back == 0x40000100, "the handle front.py uses")
+    expect(back == 0x40000100, "(1 << 30) | (version 1 << 8) | (stateless_handle 1 - 1)")
     expect(ns.version(system.constants["EXAMPLE_BACK_SID"]) == PSA_VERSION_NONE, "hidden")
     status = ns.call(back, 0, [b"x"], [bytearray(32)])
     print(f"NS psa_call to EXAMPLE_BACK directly -> {status}")

@@ -39,6 +39,7 @@ class PanicRecord:
     api: str
     reason: str
     traceback: str | None = None
+    deadlock: bool = False  # every thread blocked: raised as :class:`Deadlock`
 
     def __str__(self) -> str:
         return f"{self.partition}: {self.api}: {self.reason}"

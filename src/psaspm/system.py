@@ -361,9 +361,7 @@ class System:
     def _halted(self, record: PanicRecord) -> None:
         self.state = "panicked"
         self.panic = record
-        # The IPC scheduler reports api "deadlock"; the SFN backend's psa_wait that only an
-        # interrupt could satisfy, with none pending, reports its reason as "deadlock: ...".
-        if record.api == "deadlock" or record.reason.startswith("deadlock:"):
+        if record.deadlock:
             raise Deadlock(record) from None
         raise Panic(record) from None
 

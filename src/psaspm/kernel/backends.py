@@ -19,7 +19,15 @@ from typing import Any, Protocol
 
 import greenlet
 
-from psaspm.consts import ASYNC_MSG_REPLY, PSA_DOORBELL, PSA_ERROR_PROGRAMMER_ERROR, PSA_SUCCESS
+from psaspm.consts import (
+    ASYNC_MSG_REPLY,
+    PSA_DOORBELL,
+    PSA_ERROR_PROGRAMMER_ERROR,
+    PSA_IPC_CALL,
+    PSA_IPC_CONNECT,
+    PSA_IPC_DISCONNECT,
+    PSA_SUCCESS,
+)
 from psaspm.errors import ConfigError, InternalError, PanicRecord
 from psaspm.kernel.objects import Connection
 from psaspm.kernel.partition import PartitionRuntime
@@ -147,6 +155,7 @@ class SfnBackend:
                         "psa_wait",
                         f"deadlock: waiting for signals {mask:#x} under the SFN backend, "
                         "where only an interrupt can assert them, and no interrupt is pending",
+                        deadlock=True,
                     )
                 )
             spm.take_interrupts("thread")
@@ -322,7 +331,16 @@ class IpcBackend:
 
     def _deadlock(self) -> None:
         spm = self.spm
-        spm.halt(PanicRecord("SPM", "deadlock", "deadlock: " + spm.waits_description()))
+        # Reported against the thread that blocked last, in the API it blocked in.
+        cur = self.current.part
+        api = "psa_wait"
+        if cur.waiting == ASYNC_MSG_REPLY and not cur.allowed & ASYNC_MSG_REPLY:
+            pending = [c for c in spm.pool.live.values() if c.client is cur]
+            kind = pending[0].type if pending else PSA_IPC_CALL
+            api = {PSA_IPC_CONNECT: "psa_connect", PSA_IPC_DISCONNECT: "psa_close"}.get(
+                kind, "psa_call"
+            )
+        spm.halt(PanicRecord(cur.name, api, "deadlock: " + spm.waits_description(), deadlock=True))
 
 
 def blocked(part: PartitionRuntime) -> bool:
