@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from psaspm.kernel.door import DOOR
-from psaspm.kernel.memory import Ptr
+from psaspm.kernel.memory import Ptr, span
 from psaspm.kernel.objects import Buffer
 
 
@@ -36,20 +36,12 @@ def malloc(size: int) -> Ptr:
 
 def read(addr: int | Ptr, size: int | None = None) -> bytes:
     """Read memory as the running partition: a forbidden address is a MemManage fault."""
-    if isinstance(addr, Ptr):
-        if size is None:
-            size = addr.len
-        addr = addr.addr
-    if size is None:
-        raise ValueError("read() needs a size with a plain address")
-    return DOOR.system.spm.mem_read(addr, size)  # type: ignore[no-any-return]
+    return DOOR.system.spm.mem_read(*span(addr, size))  # type: ignore[no-any-return]
 
 
 def write(addr: int | Ptr, data: Buffer) -> None:
     """Write memory as the running partition: a forbidden address is a MemManage fault."""
-    if isinstance(addr, Ptr):
-        addr = addr.addr
-    DOOR.system.spm.mem_write(addr, data)
+    DOOR.system.spm.mem_write(addr.addr if isinstance(addr, Ptr) else addr, data)
 
 
 def read32(addr: int) -> int:

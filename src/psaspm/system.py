@@ -30,7 +30,7 @@ from psaspm.kernel.interfaces import (
     SvcInterface,
     traced,
 )
-from psaspm.kernel.memory import Kind, MemoryFault, Ptr, Region, Subject
+from psaspm.kernel.memory import Kind, MemoryFault, Ptr, Region, Subject, allocate, span
 from psaspm.kernel.objects import Buffer, InVec, OutVec
 from psaspm.kernel.partition import IrqRuntime, PartitionRuntime, ServiceRuntime
 from psaspm.kernel.spm import SpeHalt, Spm
@@ -131,39 +131,27 @@ class NsMemory:
 
     def alloc(self, size: int, data: Buffer | None = None) -> Ptr:
         """``size`` bytes of NS RAM, optionally filled with ``data``."""
-        region = self.region
-        start = (region.next_free + 7) & ~7
-        if size.__class__ is not int or size < 0 or start + size > region.end:
-            raise MemoryError(f"NS RAM cannot provide {size!r} bytes")
-        region.next_free = start + size
-        ptr = Ptr(start, size)
+        ptr = allocate(self.region, size)
         if data is not None:
-            self.write(start, data)
+            self.write(ptr, data)
         return ptr
 
     def read(self, addr: int | Ptr, size: int | None = None) -> bytes:
-        if isinstance(addr, Ptr):
-            if size is None:
-                size = addr.len
-            addr = addr.addr
-        if size is None:
-            raise ValueError("read() needs a size with a plain address")
-        self._check(addr, size)
-        offset = addr - self.region.base
+        start, size = span(addr, size)
+        offset = self._check(start, size)
         return bytes(self.region.data[offset : offset + size])
 
     def write(self, addr: int | Ptr, data: Buffer) -> None:
-        if isinstance(addr, Ptr):
-            addr = addr.addr
         size = memoryview(data).nbytes
-        self._check(addr, size)
-        offset = addr - self.region.base
+        offset = self._check(addr.addr if isinstance(addr, Ptr) else addr, size)
         self.region.data[offset : offset + size] = data
 
-    def _check(self, addr: int, size: int) -> None:
+    def _check(self, addr: int, size: int) -> int:
+        """The offset of ``[addr, addr + size)`` in NS RAM; the NS side reaches nothing else."""
         region = self.region
         if not (region.base <= addr and addr + size <= region.end):
             raise MemoryFault(self._subject, addr, size, False, "outside non-secure RAM")
+        return addr - region.base
 
 
 class _Kernel:

@@ -102,6 +102,28 @@ class Ptr:
         return f"Ptr({self.addr:#010x}, {self.len})"
 
 
+def allocate(region: Region, size: int) -> Ptr:
+    """``size`` bytes from a region's bump allocator, 8-byte aligned (never freed)."""
+    if size.__class__ is not int or size < 0:
+        raise ValueError(f"cannot allocate {size!r} bytes")
+    start = (region.next_free + 7) & ~7
+    if start + size > region.end:
+        raise MemoryError(
+            f"{region.describe()} has {max(region.end - start, 0)} bytes left, {size} requested"
+        )
+    region.next_free = start + size
+    return Ptr(start, size)
+
+
+def span(addr: int | Ptr, size: int | None) -> tuple[int, int]:
+    """``(address, size)`` from a pointer (its length unless ``size`` is given) or an address."""
+    if isinstance(addr, Ptr):
+        return addr.addr, addr.len if size is None else size
+    if size is None:
+        raise ValueError("a plain address needs a size")
+    return addr, size
+
+
 class MemoryFault(Exception):
     """An access the accessor's boundary forbids (the modelled MemManage fault)."""
 
@@ -140,15 +162,7 @@ class AddressSpace:
         return region
 
     def allocate(self, region: Region, size: int) -> Ptr:
-        if size < 0:
-            raise ValueError(f"cannot allocate {size} bytes")
-        start = (region.next_free + 7) & ~7
-        if start + size > region.end:
-            raise MemoryError(
-                f"{region.describe()} has {max(region.end - start, 0)} bytes left, {size} requested"
-            )
-        region.next_free = start + size
-        return Ptr(start, size)
+        return allocate(region, size)
 
     # ------------------------------------------------------------ policy
     def check(self, subject: Subject, addr: int, size: int, write: bool) -> Region:
