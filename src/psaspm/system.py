@@ -30,7 +30,7 @@ from psaspm.kernel.interfaces import (
     SvcInterface,
     traced,
 )
-from psaspm.kernel.memory import Kind, MemoryFault, Ptr, Region, Subject, allocate, span
+from psaspm.kernel.memory import PRIVILEGED, Kind, MemoryFault, Ptr, Region, Subject, allocate, span
 from psaspm.kernel.objects import Buffer, InVec, OutVec
 from psaspm.kernel.partition import IrqRuntime, PartitionRuntime, ServiceRuntime
 from psaspm.kernel.spm import SpeHalt, Spm
@@ -41,18 +41,10 @@ from psaspm.platform import Devices, Timer, Uart, build_address_space, load_plat
 CodeSpec = ModuleType | str | Path
 _module_ids = itertools.count(1)
 
-# Boundary words: bit 0 = privileged; the rest names the protection domain.
-_PRIVILEGED = 1
-
-
-def boundary_need_switch(from_boundary: int, to_boundary: int) -> bool:
-    """TF-M's reference HAL: no switch between equal or between privileged boundaries."""
-    return from_boundary != to_boundary and not (from_boundary & to_boundary & _PRIVILEGED)
-
 
 def _boundary(part: Partition, isolation: int, arot_index: int) -> int:
     if isolation == 1 or part.type is PartitionType.PSA_ROT:
-        return _PRIVILEGED  # level 1: SPE vs NSPE only; PSA-RoT is privileged at every level
+        return PRIVILEGED  # level 1: SPE vs NSPE only; PSA-RoT is privileged at every level
     if isolation == 2:
         return 2  # every App-RoT partition shares one unprivileged domain
     return (arot_index + 1) << 1  # level 3: each App-RoT partition alone
@@ -272,14 +264,14 @@ class System:
                 if name in sid_by_name
             )
             rt.boundary = _boundary(part, manifest.isolation, arot)
-            rt.privileged = bool(rt.boundary & _PRIVILEGED)
+            rt.privileged = bool(rt.boundary & PRIVILEGED)
             rt.subject = Subject(part.name, rt.is_ns_agent, rt.privileged, rt.boundary)
             if part.type is PartitionType.APPLICATION_ROT:
                 arot += 1
             self._bind_code(rt, part)
             runtimes.append(rt)
         ns_agent = PartitionRuntime(None, "NS", 0, 0)
-        ns_agent.boundary = _PRIVILEGED
+        ns_agent.boundary = PRIVILEGED
         spm = Spm(runtimes, ns_agent, self.max_connections, self.lifecycle)
         spm.memory, self._devices, spm.data_regions = build_address_space(
             self.platform,
@@ -296,7 +288,7 @@ class System:
             backend = SfnBackend(spm)
             iface = SfnInterface(spm)
         else:
-            backend = IpcBackend(spm, boundary_need_switch)
+            backend = IpcBackend(spm)
             iface = (
                 CrossCallInterface(spm, backend)
                 if manifest.isolation == 1

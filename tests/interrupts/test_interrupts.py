@@ -266,3 +266,17 @@ def test_irq_api_misuse_panics(tmp_path: Path, code: str, api: str) -> None:
     assert info.value.record.partition == "TFM_SP_MISUSE"
     assert info.value.record.api == api
     assert system.state == "panicked"
+
+
+@pytest.mark.parametrize(("isolation", "switches"), [(1, 0), (2, 4), (3, 4)])
+def test_flih_runs_in_its_owners_boundary(
+    shared_dir: Path, partitions: ModuleType, isolation: int, switches: int
+) -> None:
+    """A FLIH taken in NS code runs in its App-RoT owner's boundary: a switch in and out, beyond level 1."""
+    system = _test_partition(shared_dir, "flih", "ipc", isolation)
+    assert system.ns_client().call(system.constants["TFM_FLIH_TEST_CASE_HANDLE"]) == 0
+    before = system.stats["boundary_switches"]
+    system.assert_irq("TFM_TIMER0_IRQ")  # the source stayed enabled after the test case
+    # The FLIH (in and out of the owner's boundary), then the owner's thread acknowledging it.
+    assert partitions.LOG[-2:] == ["flih", "stray"]
+    assert system.stats["boundary_switches"] - before == switches

@@ -29,6 +29,7 @@ from psaspm.consts import (
     PSA_SUCCESS,
 )
 from psaspm.errors import ConfigError, InternalError, PanicRecord
+from psaspm.kernel.memory import boundary_need_switch
 from psaspm.kernel.objects import Connection
 from psaspm.kernel.partition import PartitionRuntime
 from psaspm.kernel.spm import NEED_SCHEDULE, SpeHalt, Spm
@@ -183,9 +184,8 @@ class Thread:
 
 
 class IpcBackend:
-    def __init__(self, spm: Spm, boundary_switch: Callable[[int, int], bool]) -> None:
+    def __init__(self, spm: Spm) -> None:
         self.spm = spm
-        self.need_switch = boundary_switch
         self.threads: list[Thread] = []
         self.by_rank: list[Thread] = []
         self.ready = 0  # bit r set: the thread of rank r is runnable
@@ -320,7 +320,7 @@ class IpcBackend:
         counters = spm.counters
         if counters is not None:
             counters.context_switches += 1
-            if self.need_switch(cur.part.boundary, nxt.part.boundary):
+            if boundary_need_switch(cur.part.boundary, nxt.part.boundary):
                 counters.boundary_switches += 1
         if spm.tracer is not None:
             spm.tracer.switch(cur.name, nxt.name)

@@ -25,6 +25,15 @@ import enum
 from collections.abc import Callable
 from typing import Protocol
 
+# Boundary words (what TF-M's HAL binds per partition): bit 0 = privileged; the
+# rest names the protection domain.
+PRIVILEGED = 1
+
+
+def boundary_need_switch(from_boundary: int, to_boundary: int) -> bool:
+    """TF-M's reference HAL: no switch between equal or between privileged boundaries."""
+    return from_boundary != to_boundary and not (from_boundary & to_boundary & PRIVILEGED)
+
 
 class Kind(enum.Enum):
     NS = "non-secure RAM"

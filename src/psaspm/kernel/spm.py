@@ -37,7 +37,7 @@ from psaspm.consts import (
     STATIC_HANDLE_NUM_LIMIT,
 )
 from psaspm.errors import PanicRecord
-from psaspm.kernel.memory import AddressSpace, MemoryFault, Ptr, Region
+from psaspm.kernel.memory import AddressSpace, MemoryFault, Ptr, Region, boundary_need_switch
 from psaspm.kernel.objects import (
     MM_ACCESSED,
     MM_MAPPED,
@@ -803,6 +803,9 @@ class Spm:
                 continue
             interrupted = self.current
             was_handler = self.handler_mode
+            # The FLIH runs in its owner's boundary (de-privileged at levels 2 and 3).
+            if counters is not None and boundary_need_switch(interrupted.boundary, owner.boundary):
+                counters.boundary_switches += 2  # into the owner's boundary and back
             self.current = owner
             self.handler_mode = True
             try:
