@@ -483,13 +483,14 @@ class _TracingInterface:
 
     def _wrap(self, api: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         spm = self.spm
-        tracer = self.tracer
+        enter = self.tracer.api_enter  # bound once: no per-call method lookup
+        exit_ = self.tracer.api_exit
 
         def call(*args: Any) -> Any:
             thread = spm.current.name
-            tracer.api_enter(thread, api)
+            enter(thread, api)
             result = fn(*args)
-            tracer.api_exit(thread, api, result)
+            exit_(thread, api, result)
             return result
 
         return call
