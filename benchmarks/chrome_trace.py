@@ -1,9 +1,11 @@
 """A minimal in-memory Chrome trace-event recorder implementing the kernel's ``Tracer``.
 
-Stand-in for the real trace writer (another issue): every callback appends one
-event dict in the Chrome trace-event format (``chrome://tracing``, Perfetto) to
-``self.events``; :meth:`dump` writes ``{"traceEvents": [...]}``.  Each thread
-name gets a numeric ``tid`` and one ``thread_name`` metadata event.
+Stand-in for the real trace writer (another issue): callbacks append event
+dicts in the Chrome trace-event format (``chrome://tracing``, Perfetto) to
+``self.events``: one complete ("X") event per PSA API call, an instant ("i")
+event per switch, message, reply, interrupt and panic.  :meth:`dump` writes
+``{"traceEvents": [...]}``.  Each thread name gets a numeric ``tid`` and one
+``thread_name`` metadata event.
 """
 
 from __future__ import annotations
@@ -20,25 +22,15 @@ class ChromeTrace:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self._tids: dict[str, int] = {}
+        self._open: dict[str, int] = {}  # per thread: start of the API call in progress
         self._t0 = perf_counter_ns()
 
-    def _tid(self, thread: str) -> int:
-        tid = self._tids.get(thread)
-        if tid is None:
-            tid = self._tids[thread] = len(self._tids) + 1
-            self.events.append(
-                {
-                    "ph": "M",
-                    "name": "thread_name",
-                    "pid": _PID,
-                    "tid": tid,
-                    "args": {"name": thread},
-                }
-            )
+    def _new_tid(self, thread: str) -> int:
+        tid = self._tids[thread] = len(self._tids) + 1
+        self.events.append(
+            {"ph": "M", "name": "thread_name", "pid": _PID, "tid": tid, "args": {"name": thread}}
+        )
         return tid
-
-    def _ts(self) -> float:
-        return (perf_counter_ns() - self._t0) / 1000.0  # microseconds
 
     def _instant(self, thread: str, name: str, args: dict[str, Any]) -> None:
         self.events.append(
@@ -46,29 +38,41 @@ class ChromeTrace:
                 "ph": "i",
                 "s": "t",
                 "name": name,
-                "ts": self._ts(),
+                "ts": (perf_counter_ns() - self._t0) / 1000.0,
                 "pid": _PID,
-                "tid": self._tid(thread),
+                "tid": self._tids.get(thread) or self._new_tid(thread),
                 "args": args,
             }
         )
 
     # ---- the Tracer protocol
+    # A PSA API call becomes one complete ("X") event, appended when it returns; its
+    # start time waits in ``_open`` (a thread makes one PSA call at a time; a blocked
+    # psa_wait spans its wait).
     def api_enter(self, thread: str, api: str) -> None:
-        self.events.append(
-            {"ph": "B", "name": api, "ts": self._ts(), "pid": _PID, "tid": self._tid(thread)}
-        )
+        self._open[thread] = perf_counter_ns()
 
     def api_exit(self, thread: str, api: str, result: object) -> None:
-        value = result if result is None or result.__class__ in (int, str) else repr(result)
+        now = perf_counter_ns()
+        start = self._open.pop(thread, now)
+        # Statuses, signals and handles as they are; other results by kind and size
+        # (a psa_read's bytes or a psa_msg_t are not copied into the trace).
+        cls = result.__class__
+        if cls is int or result is None:
+            args: dict[str, object] = {"result": result}
+        elif cls is bytes:
+            args = {"bytes": len(result)}  # type: ignore[arg-type]
+        else:
+            args = {"type": cls.__name__}
         self.events.append(
             {
-                "ph": "E",
+                "ph": "X",
                 "name": api,
-                "ts": self._ts(),
+                "ts": (start - self._t0) / 1000.0,
+                "dur": (now - start) / 1000.0,
                 "pid": _PID,
-                "tid": self._tid(thread),
-                "args": {"result": value},
+                "tid": self._tids.get(thread) or self._new_tid(thread),
+                "args": args,
             }
         )
 
@@ -91,7 +95,8 @@ class ChromeTrace:
 
     # ---- output
     def clear(self) -> None:
-        """Drop recorded events (thread names are re-announced on next use)."""
+        """Drop recorded events (thread names are re-announced on next use; API calls
+        in progress keep their start times)."""
         self.events.clear()
         self._tids.clear()
 
