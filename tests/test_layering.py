@@ -27,6 +27,9 @@ LAYERS = {
     "platform": 4,
     "system": 5,
     "__init__": 6,
+    "agents": 6,  # mailbox NS agent partition code
+    "mailbox": 6,  # wire protocol and the serve side
+    "remote": 6,  # the multi-process NS client
     "cli": 7,
     "__main__": 8,
 }
