@@ -462,7 +462,7 @@ class Spm:
 
     def partition_get(self, signal: int) -> PsaMsg:
         part = self.current
-        if signal.__class__ is not int or not _one_bit(signal):
+        if signal.__class__ is not int or signal <= 0 or signal & (signal - 1):
             self.fault("psa_get", f"signal {signal!r} is not exactly one bit")
         if not part.asserted & signal:
             self.fault("psa_get", f"signal {signal:#x} is not asserted")
