@@ -1,0 +1,320 @@
+"""psaspm.trace: Chrome trace-event JSON that Perfetto and chrome://tracing load.
+
+Every trace written here is checked against the trace-event format
+(:func:`check_trace_format`): the JSON Object Format, known phases with their
+required fields, slices properly nested on each thread, and every flow arrow
+paired and bound inside a slice at both ends.  One test also loads a trace in
+a real headless Chromium page when Chromium is installed.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import json
+import shutil
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import psaspm
+from psaspm.kernel.interfaces import _TracingInterface
+from psaspm.psa import PSA_SUCCESS, psa_msg_t, psa_panic
+from psaspm.trace import ChromeTrace
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "demo"
+DEMO_LIST = DEMO / "demo_manifest_list.yaml"
+STATELESS = ROOT / "examples" / "stateless" / "checksum.yaml"
+
+PHASES = {"X", "B", "E", "i", "I", "s", "t", "f", "M", "C"}
+
+
+def check_trace_format(data: Any) -> dict[str, Any]:
+    """Assert ``data`` is a well-formed trace; return a summary for further checks."""
+    assert isinstance(data, dict), "JSON Object Format: a dict with traceEvents"
+    events = data["traceEvents"]
+    assert isinstance(events, list) and events
+    assert data.get("displayTimeUnit", "ms") in ("ms", "ns")
+    names: dict[int, str] = {}
+    slices: dict[int, list[tuple[float, float, str]]] = defaultdict(list)
+    flows: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for event in events:
+        assert isinstance(event, dict)
+        ph = event["ph"]
+        assert ph in PHASES, event
+        assert isinstance(event["name"], str) and event["name"], event
+        assert isinstance(event["pid"], int) and isinstance(event["tid"], int), event
+        if ph == "M":
+            assert event["name"] in ("process_name", "thread_name", "thread_sort_index"), event
+            assert isinstance(event["args"], dict), event
+            if event["name"] == "thread_name":
+                names[event["tid"]] = event["args"]["name"]
+            continue
+        assert isinstance(event["ts"], int | float) and event["ts"] >= 0, event
+        assert isinstance(event.get("cat", ""), str)
+        if "args" in event:
+            assert isinstance(event["args"], dict)
+            json.dumps(event["args"])
+        if ph == "X":
+            assert isinstance(event["dur"], int | float) and event["dur"] >= 0, event
+            slices[event["tid"]].append((event["ts"], event["ts"] + event["dur"], event["name"]))
+        elif ph in ("i", "I"):
+            assert event.get("s", "t") in ("t", "p", "g"), event
+        elif ph in ("s", "t", "f"):
+            assert "id" in event, event
+            assert ph not in flows[event["id"]], f"flow {event['id']} has two {ph!r} events"
+            flows[event["id"]][ph] = event
+    for tid, spans in slices.items():
+        assert tid in names, f"thread {tid} has slices but no thread_name"
+        stack: list[tuple[float, float, str]] = []
+        for start, end, name in sorted(spans, key=lambda s: (s[0], -s[1])):
+            while stack and stack[-1][1] <= start:
+                stack.pop()
+            if stack:
+                assert end <= stack[-1][1] + 1e-9, (
+                    f"{names[tid]}: {name} [{start}, {end}] overlaps {stack[-1]} without nesting"
+                )
+            stack.append((start, end, name))
+
+    def enclosed(event: dict[str, Any]) -> bool:
+        return any(s <= event["ts"] <= e for s, e, _ in slices[event["tid"]])
+
+    for flow_id, ends in flows.items():
+        assert set(ends) == {"s", "f"}, f"flow {flow_id} is not a start-finish pair: {set(ends)}"
+        origin, finish = ends["s"], ends["f"]
+        assert finish["bp"] == "e"
+        assert origin["cat"] == finish["cat"] and origin["name"] == finish["name"]
+        assert finish["ts"] >= origin["ts"], f"flow {flow_id} goes back in time"
+        assert enclosed(origin) and enclosed(finish), f"flow {flow_id} is not bound to slices"
+    return {"names": names, "slices": slices, "flows": flows, "events": events}
+
+
+def _demo_app() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("psaspm_demo_ns_app_trace", DEMO / "ns_app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _traced_demo(isolation: int, path: Path) -> dict[str, Any]:
+    trace = ChromeTrace()
+    system = psaspm.load(DEMO_LIST, backend="ipc", isolation=isolation, tracer=trace)
+    trace.attach(system)
+    system.boot()
+    _demo_app().main(system.ns_client(), system)
+    trace.write(path)
+    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+@pytest.fixture(autouse=True)
+def _flash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PSASPM_DEMO_FLASH", str(tmp_path / "flash.img"))
+
+
+def _by_name(summary: dict[str, Any]) -> dict[str, list[tuple[float, float, str]]]:
+    return {summary["names"][tid]: spans for tid, spans in summary["slices"].items()}
+
+
+@pytest.mark.parametrize("isolation", [1, 2, 3])
+def test_demo_trace_is_well_formed(
+    isolation: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A track per thread, API and service slices, flows for messages, replies, interrupts."""
+    summary = check_trace_format(_traced_demo(isolation, tmp_path / "trace.json"))
+    capsys.readouterr()
+    names = set(summary["names"].values())
+    assert names >= {
+        "NS",
+        "SPM",
+        "TFM_SP_DEMO_ITS",
+        "TFM_SP_DEMO_CRYPTO",
+        "TFM_SP_DEMO_ATTEST",
+        "TFM_SP_DEMO_TIMER",
+        "IRQ TFM_TIMER0_IRQ",
+        "IRQ TFM_TIMER1_IRQ",
+    }
+    tracks = _by_name(summary)
+    ns_apis = {name for _, _, name in tracks["NS"]}
+    assert {"psa_call", "psa_connect", "psa_close"} <= ns_apis
+    for partition in ("TFM_SP_DEMO_ITS", "TFM_SP_DEMO_CRYPTO", "TFM_SP_DEMO_ATTEST"):
+        served = [name for _, _, name in tracks[partition] if name.startswith("serve ")]
+        assert served, f"{partition} has no service slice"
+    # The attestation thread calls crypto and storage: psa_call slices on its track.
+    assert any(name == "psa_call" for _, _, name in tracks["TFM_SP_DEMO_ATTEST"])
+    flows = summary["flows"].values()
+    kinds: dict[str, int] = defaultdict(int)
+    for ends in flows:
+        kinds[ends["s"]["name"]] += 1
+    assert kinds["message"] >= 20 and kinds["reply"] >= 20
+    assert kinds["interrupt"] >= 2  # the FLIH's last tick and the SLIH alarm woke the driver
+    assert len(tracks["IRQ TFM_TIMER0_IRQ"]) == 5 and len(tracks["IRQ TFM_TIMER1_IRQ"]) == 1
+    # A message flow goes from the client's call to the service invocation.
+    message = next(e for e in flows if e["s"]["name"] == "message")
+    assert summary["names"][message["s"]["tid"]] != summary["names"][message["f"]["tid"]]
+
+
+def test_sfn_trace_has_service_slices_inside_the_call(tmp_path: Path) -> None:
+    """Under the SFN backend the service runs within the client's psa_call."""
+    trace = ChromeTrace()
+    system = psaspm.load(STATELESS, backend="sfn", tracer=trace)
+    trace.attach(system)
+    system.boot()
+    ns = system.ns_client()
+    out = bytearray(4)
+    assert ns.call(system.constants["EXAMPLE_CHECKSUM_HANDLE"], 0, [b"abc"], [out]) == 0
+    trace.write(tmp_path / "sfn.json")
+    summary = check_trace_format(json.loads((tmp_path / "sfn.json").read_text()))
+    tracks = _by_name(summary)
+    call = next(s for s in tracks["NS"] if s[2] == "psa_call")
+    serve = next(s for s in tracks["TFM_SP_EXAMPLE_CHECKSUM"] if s[2].startswith("serve"))
+    assert call[0] < serve[0] <= serve[1] < call[1]
+    assert "SFN" not in summary["names"].values()
+    process = next(e for e in summary["events"] if e["name"] == "process_name")
+    assert "backend sfn" in process["args"]["name"]
+
+
+def _panicking_sfn(msg: psa_msg_t) -> int:
+    psa_panic()
+
+
+def test_panic_closes_open_slices(tmp_path: Path) -> None:
+    """A panic is an instant event; slices left open end there, marked unfinished."""
+    module = ModuleType("checksum_panics")
+    module.example_checksum_sfn = _panicking_sfn  # type: ignore[attr-defined]
+    module.checksum_init = lambda: PSA_SUCCESS  # type: ignore[attr-defined]
+    trace = ChromeTrace()
+    system = psaspm.load(
+        STATELESS,
+        backend="ipc",
+        isolation=2,
+        tracer=trace,
+        code={"TFM_SP_EXAMPLE_CHECKSUM": module},
+    )
+    system.boot()
+    with pytest.raises(psaspm.Panic):
+        system.ns_client().call(system.constants["EXAMPLE_CHECKSUM_HANDLE"], 0, [b"x"], [])
+    data = trace.to_json()
+    summary = check_trace_format(data)
+    panics = [e for e in summary["events"] if e.get("cat") == "panic"]
+    assert len(panics) == 1 and panics[0]["args"]["api"] == "psa_panic"
+    unfinished = [e for e in summary["events"] if e.get("args", {}).get("unfinished") == "panic"]
+    assert any(e["name"] == "psa_call" for e in unfinished)
+
+
+def test_tracing_off_installs_nothing() -> None:
+    """Without a tracer the kernel runs the bare interface and holds no tracer."""
+    system = psaspm.load(STATELESS, backend="ipc", isolation=1)
+    system.boot()
+    kernel = system._kernel
+    assert kernel is not None
+    assert kernel.spm.tracer is None
+    assert not isinstance(kernel.iface, _TracingInterface)
+    traced = psaspm.load(STATELESS, backend="ipc", isolation=1, tracer=ChromeTrace())
+    traced.boot()
+    assert traced._kernel is not None and isinstance(traced._kernel.iface, _TracingInterface)
+
+
+def test_trace_without_attach_still_loads(tmp_path: Path) -> None:
+    """attach() is optional: tracks appear as threads first run."""
+    trace = ChromeTrace()
+    system = psaspm.load(STATELESS, backend="ipc", isolation=1, tracer=trace)
+    system.boot()
+    out = bytearray(4)
+    system.ns_client().call(system.constants["EXAMPLE_CHECKSUM_HANDLE"], 0, [b"a"], [out])
+    summary = check_trace_format(trace.to_json())
+    assert {"NS", "TFM_SP_EXAMPLE_CHECKSUM"} <= set(summary["names"].values())
+
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>trace check</title></head>
+<body><pre id="result">not run</pre>
+<script id="trace" type="application/json">{trace}</script>
+<script>
+const out = document.getElementById("result");
+try {{
+  const data = JSON.parse(document.getElementById("trace").textContent);
+  const events = data.traceEvents;
+  const threads = new Map();
+  const spans = new Map();
+  const flows = new Map();
+  for (const e of events) {{
+    if (e.ph === "M" && e.name === "thread_name") threads.set(e.tid, e.args.name);
+    if (e.ph === "X") {{
+      if (!spans.has(e.tid)) spans.set(e.tid, []);
+      spans.get(e.tid).push([e.ts, e.ts + e.dur]);
+    }}
+    if (e.ph === "s" || e.ph === "f") {{
+      if (!flows.has(e.id)) flows.set(e.id, {{}});
+      flows.get(e.id)[e.ph] = e;
+    }}
+  }}
+  let bad = 0;
+  for (const [id, f] of flows) {{
+    if (!f.s || !f.f || f.f.ts < f.s.ts) bad++;
+  }}
+  for (const [tid, list] of spans) {{
+    list.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+    const stack = [];
+    for (const [s, e] of list) {{
+      while (stack.length && stack[stack.length - 1][1] <= s) stack.pop();
+      if (stack.length && e > stack[stack.length - 1][1] + 1e-9) bad++;
+      stack.push([s, e]);
+    }}
+  }}
+  out.textContent = (bad ? "TRACE-BAD " : "TRACE-OK ") + threads.size + " threads " +
+    [...spans.values()].reduce((n, l) => n + l.length, 0) + " slices " + flows.size + " flows";
+}} catch (err) {{
+  out.textContent = "TRACE-ERROR " + err;
+}}
+</script></body></html>
+"""
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.mark.skipif(
+    _chromium() is None,
+    reason="no Chromium on this machine (apt-get install chromium); the format checks still ran",
+)
+def test_trace_loads_in_a_headless_browser(tmp_path: Path) -> None:
+    """A real browser parses the file and finds its threads, nested slices and paired flows."""
+    data = _traced_demo(2, tmp_path / "trace.json")
+    text = json.dumps(data).replace("</", "<\\/")
+    page = tmp_path / "page.html"
+    page.write_text(PAGE.format(trace=text), encoding="utf-8")
+    browser = _chromium()
+    assert browser is not None
+    done = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    dom = html.unescape(done.stdout)
+    assert "TRACE-OK" in dom, f"browser said: {dom[-400:]!r}; stderr: {done.stderr[-400:]!r}"
+    summary = check_trace_format(data)
+    assert f"{len(summary['names'])} threads" in dom
+    assert f"{len(summary['flows'])} flows" in dom
