@@ -26,7 +26,9 @@ LAYERS = {
     "sprt": 4,
     "platform": 4,
     "system": 5,
+    "trace": 5,
     "__init__": 6,
+    "runner": 6,
     "agents": 6,  # mailbox NS agent partition code
     "mailbox": 6,  # wire protocol and the serve side
     "remote": 6,  # the multi-process NS client

@@ -12,10 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from psaspm.errors import ConfigError, ManifestError
@@ -23,8 +26,33 @@ from psaspm.manifest import layout_dict, load_system_manifest, parse_config_head
 from psaspm.manifest.config import backend_from_config, check_backend, isolation_from_config
 from psaspm.manifest.model import Partition, SystemManifest
 
+if TYPE_CHECKING:
+    from psaspm.trace import ChromeTrace
+
 EXIT_OK = 0
+EXIT_FAILED = 1  # the workload panicked or its script failed
 EXIT_ERROR = 2
+
+INTERFACE_NAMES = {"sfn": "SFN interface", "cross": "cross-call interface", "svc": "SVC interface"}
+COUNTER_ORDER = (
+    "psa_calls",
+    "messages",
+    "context_switches",
+    "svc_entries",
+    "boundary_switches",
+    "interrupts",
+    "panics",
+)
+COUNTER_LABELS = {
+    "ns_calls": "NS calls",
+    "psa_calls": "PSA calls",
+    "messages": "messages",
+    "context_switches": "context switches",
+    "svc_entries": "SVC entries",
+    "boundary_switches": "boundary switches",
+    "interrupts": "interrupts",
+    "panics": "panics",
+}
 
 Subparsers = Any  # argparse's _SubParsersAction is private
 
@@ -132,7 +160,334 @@ def run_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS: list[Callable[[Subparsers], None]] = [add_layout_command, add_check_command]
+def _add_workload_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=8,
+        metavar="N",
+        help="connection pool size (CONFIG_TFM_CONN_HANDLE_MAX_NUM, default 8)",
+    )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    output.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def add_run_command(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run", help="boot a system, run a non-secure script against it, summarise"
+    )
+    add_system_options(parser)
+    parser.add_argument(
+        "--ns",
+        dest="script",
+        metavar="SCRIPT",
+        help="non-secure script: a Python file with main(ns) or main(ns, system)",
+    )
+    parser.add_argument(
+        "--trace", metavar="FILE", help="write the run as Chrome trace-event JSON (Perfetto)"
+    )
+    parser.add_argument(
+        "--stats", action="store_true", help="print every counter, total and per NS call"
+    )
+    _add_workload_options(parser)
+    parser.set_defaults(handler=run_run)
+
+
+def run_run(args: argparse.Namespace) -> int:
+    from psaspm import runner
+
+    options = system_options(args)
+    main = runner.load_script(args.script) if args.script else _no_script
+    tracer: ChromeTrace | None = None
+    if args.trace:
+        from psaspm.trace import ChromeTrace
+
+        tracer = ChromeTrace()
+    progress = _Progress(_progress_wanted(args), f"running {args.script or 'boot only'}")
+    try:
+        with progress:
+            result = runner.run_script(
+                options,
+                main,
+                tracer=tracer,
+                max_connections=args.max_connections,
+                capture=args.json,
+                on_call=progress.calls,
+                on_loaded=tracer.attach if tracer is not None else None,
+            )
+    except ConfigError:
+        raise
+    except Exception:
+        traceback.print_exc()
+        print("psaspm: error: the NS script raised an exception", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if tracer is not None:
+            tracer.write(args.trace)  # also after a failure: the trace shows where
+    if args.json:
+        data = result.as_dict()
+        data["trace"] = args.trace
+        print(json.dumps(data, indent=2))
+    else:
+        _print_run_summary(result, args)
+    if result.status == "panic":
+        print(f"psaspm: panic: {result.reason}", file=sys.stderr)
+    elif result.status == "error":
+        print(f"psaspm: error: the NS script failed: {result.reason}", file=sys.stderr)
+    return EXIT_OK if result.status == "ok" else EXIT_FAILED
+
+
+def _no_script(ns: Any) -> None:
+    """Without --ns: boot only."""
+
+
+def _print_run_summary(result: Any, args: argparse.Namespace) -> None:
+    console = _console()
+    interface = INTERFACE_NAMES.get(result.interface, result.interface)
+    head = f"backend {result.backend}, isolation {result.isolation} ({interface})"
+    console.rule(f"[bold]psaspm run[/]: {head}", style="dim")
+    stats = result.stats
+    parts = [f"{result.ns_calls} NS calls"] + [
+        f"{COUNTER_LABELS[name]} {stats.get(name, 0)}" for name in COUNTER_ORDER
+    ]
+    parts.append(f"time {_ms(result.seconds)} (boot {_ms(result.boot_seconds)})")
+    console.print(" · ".join(parts), highlight=False)
+    if args.stats:
+        table = _table("Counters since boot", "counter", "total", "per NS call")
+        for name in ("ns_calls", *COUNTER_ORDER):
+            total = result.ns_calls if name == "ns_calls" else stats.get(name, 0)
+            per = _per_call(total, result.ns_calls) if name != "ns_calls" else ""
+            table.add_row(COUNTER_LABELS[name], str(total), per)
+        wall = result.seconds / result.ns_calls * 1e6 if result.ns_calls else None
+        table.add_row("wall time", _ms(result.seconds), f"{wall:.1f} µs" if wall else "-")
+        console.print(table)
+    if args.trace:
+        console.print(f"trace written to {args.trace} (open it in https://ui.perfetto.dev)")
+
+
+def add_compare_command(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="run one NS script under every backend and isolation level, side by side",
+    )
+    add_system_options(parser)
+    parser.add_argument(
+        "--ns",
+        dest="script",
+        required=True,
+        metavar="SCRIPT",
+        help="non-secure script: a Python file with main(ns) or main(ns, system)",
+    )
+    _add_workload_options(parser)
+    parser.set_defaults(handler=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from psaspm import runner
+
+    if args.backend or args.isolation:
+        raise ConfigError("compare runs every configuration: drop --backend and --isolation")
+    options = system_options(args)
+    main = runner.load_script(args.script)
+    configurations = runner.CONFIGURATIONS
+    progress = _Progress(_progress_wanted(args), "comparing", total=len(configurations))
+    with progress:
+        results = runner.compare(
+            options,
+            main,
+            max_connections=args.max_connections,
+            configurations=configurations,
+            on_start=progress.step,
+            on_call=progress.calls,
+        )
+    if args.json:
+        document = {
+            "sources": list(args.sources),
+            "script": args.script,
+            "configurations": [r.as_dict() for r in results],
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        console = _console()
+        console.print(compare_table(results))
+        for note in compare_notes(results):
+            console.print(note, highlight=False)
+    ran = [r for r in results if r.status != "skipped"]
+    return EXIT_OK if ran and all(r.status == "ok" for r in ran) else EXIT_FAILED
+
+
+def compare_table(results: Sequence[Any]) -> Table:
+    """Rows: counters per NS call, time, and TF-M's memory; a column per configuration."""
+    table = Table(
+        title="psaspm compare: per NS call, and the memory TF-M would reserve", title_justify="left"
+    )
+    table.add_column("", no_wrap=True)
+    for r in results:
+        interface = INTERFACE_NAMES.get(r.interface, "")
+        table.add_column(f"{r.label}\n{interface}" if interface else r.label, justify="right")
+
+    def row(label: str, cell: Callable[[Any], str]) -> None:
+        table.add_row(label, *(cell(r) if r.status != "skipped" else "skipped" for r in results))
+
+    row("NS calls", lambda r: str(r.ns_calls))
+    for name in COUNTER_ORDER:
+        if name == "panics":
+            row("panics (total)", lambda r: str(r.stats.get("panics", 0)))
+        else:
+            row(f"{COUNTER_LABELS[name]} / call", _per_call_cell(name))
+    row(
+        "wall time / call",
+        lambda r: f"{r.seconds / r.ns_calls * 1e6:.1f} µs" if r.ns_calls else "-",
+    )
+    table.add_section()
+    row("stacks: partitions", _partition_stacks)
+    row("stack: NS agent", lambda r: _size(r.footprint.ns_agent_stack, shared=r.backend == "sfn"))
+    row("stack: idle", lambda r: _size(r.footprint.idle_stack) if r.backend == "ipc" else "-")
+    row("stacks: total", lambda r: _size(r.footprint.stacks))
+    row("threads", lambda r: str(r.footprint.threads))
+    row(
+        "connection pool",
+        lambda r: (
+            f"{r.footprint.connection_pool} slots" if r.footprint.connection_pool else "stack-local"
+        ),
+    )
+    return table
+
+
+def _per_call_cell(name: str) -> Callable[[Any], str]:
+    def cell(result: Any) -> str:
+        return _per_call(result.stats.get(name, 0), result.ns_calls)
+
+    return cell
+
+
+def compare_notes(results: Sequence[Any]) -> list[str]:
+    notes = []
+    for r in results:
+        if r.status == "skipped":
+            notes.append(f"{r.label} skipped: {r.reason}")
+        elif r.status != "ok":
+            notes.append(f"{r.label} {r.status}: {r.reason}")
+    unknown = sorted({name for r in results if r.footprint for name in r.footprint.unknown})
+    if unknown:
+        notes.append(
+            f"stack sizes named by undefined macros: {', '.join(unknown)} "
+            "(give them with -D NAME=VALUE or -c CONFIG.h)"
+        )
+    if any(r.backend == "sfn" and r.status != "skipped" for r in results):
+        notes.append(
+            "SFN: one shared stack, the NS agent's: half of CONFIG_TFM_TOTAL_STACK_SIZE "
+            "(the sum of stack_size values, at least 2048), rounded up to 8"
+        )
+    if any(r.backend == "ipc" and r.status != "skipped" for r in results):
+        notes.append(
+            "IPC: a stack per partition, the NS agent's (the SPM runs on it), the idle thread's"
+        )
+    return notes
+
+
+def _partition_stacks(result: Any) -> str:
+    fp = result.footprint
+    if result.backend == "sfn":
+        return "- (caller's)"
+    known = [s for s in fp.partition_stacks.values() if s is not None]
+    missing = len(fp.partition_stacks) - len(known)
+    text = f"{len(fp.partition_stacks)} = {_size(sum(known))}"
+    return text + f" + {missing} unknown" if missing else text
+
+
+def _size(value: int | None, shared: bool = False) -> str:
+    if value is None:
+        return "unknown"
+    text = f"{value} B"
+    return f"{text} (shared)" if shared else text
+
+
+def _per_call(total: int, calls: int) -> str:
+    return f"{total / calls:.2f}" if calls else "-"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms"
+
+
+def _console() -> Console:
+    console = Console()
+    if not console.is_terminal:  # piped: do not squeeze tables into 80 columns
+        console = Console(width=160)
+    return console
+
+
+def _progress_wanted(args: argparse.Namespace) -> bool:
+    return not (args.quiet or args.json) and sys.stderr.isatty()
+
+
+class _Progress:
+    """A transient progress display on stderr, shown for long runs only."""
+
+    DELAY = 0.5  # seconds before a single run shows progress
+
+    def __init__(self, enabled: bool, description: str, total: int | None = None) -> None:
+        self.enabled = enabled
+        self.description = description
+        self.total = total
+        self.progress: Progress | None = None
+        self.task: Any = None
+        self.started = 0.0
+        self.label = ""
+
+    def __enter__(self) -> _Progress:
+        self.started = time.perf_counter()
+        if self.enabled and self.total is not None:
+            self._show()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def _show(self) -> None:
+        from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}")]
+        if self.total is not None:
+            columns.append(BarColumn())
+        columns += [TextColumn("{task.fields[calls]} NS calls"), TimeElapsedColumn()]
+        self.progress = Progress(
+            *columns,
+            console=Console(stderr=True),
+            transient=True,
+            redirect_stdout=sys.stdout.isatty(),
+            redirect_stderr=False,
+        )
+        self.task = self.progress.add_task(self.description, total=self.total, calls=0)
+        self.progress.start()
+
+    def calls(self, count: int) -> None:
+        if not self.enabled:
+            return
+        if self.progress is None:
+            if time.perf_counter() - self.started < self.DELAY:
+                return
+            self._show()
+        assert self.progress is not None
+        self.progress.update(self.task, calls=count)
+
+    def step(self, index: int, label: str) -> None:
+        if self.progress is not None:
+            self.progress.update(
+                self.task, completed=index, calls=0, description=f"{self.description} {label}"
+            )
+
+
+COMMANDS: list[Callable[[Subparsers], None]] = [
+    add_layout_command,
+    add_check_command,
+    add_run_command,
+    add_compare_command,
+]
 
 
 def layout_tables(system: SystemManifest) -> list[Table]:
