@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import platform
@@ -49,6 +50,7 @@ TESTS_LIST = (
 VEC = 64  # bytes in the echo's in-vector and out-vector
 SCALE_PARTITIONS = 256
 SCALE_CONNECTIONS = 1000
+INSTANCES = 3  # systems per side, timed in turn
 
 Runner = Callable[[int], float]  # run n operations, return the elapsed seconds
 
@@ -63,6 +65,16 @@ def _calibrate(run: Runner, batch_s: float) -> int:
         if elapsed >= batch_s / 4 or n >= 1 << 22:
             return max(1, round(n * batch_s / max(elapsed, 1e-9)))
         n *= 4
+
+
+def _rotating(runners: list[Runner]) -> Runner:
+    """One runner that uses ``runners`` in turn, one batch each."""
+    turn = itertools.cycle(runners)
+
+    def run(n: int) -> float:
+        return next(turn)(n)
+
+    return run
 
 
 def measure(a: Runner, b: Runner, reps: int, batch_s: float) -> tuple[float, float]:
@@ -189,6 +201,14 @@ def _direct_sfn(system: System, module: ModuleType) -> Runner:
             if out != ins[0]:
                 raise RuntimeError("the direct echo does not echo")
         return elapsed
+
+    return run
+
+
+def _clearing(trace: ChromeTrace, call: Runner) -> Runner:
+    def run(n: int) -> float:
+        trace.clear()  # keep memory flat; the clearing is outside the timed loop
+        return call(n)
 
     return run
 
@@ -367,21 +387,33 @@ def run_cases(reps: int, batch_s: float, only: set[str] | None) -> list[Case]:
         )
         print(f"       a: {a_desc}\n       b: {b_desc}", flush=True)
 
+    # Every side made of fresh systems is timed on INSTANCES systems in turn: one
+    # system instance can run a few percent faster or slower than an identical one
+    # (memory layout, greenlet stacks), which matters for targets like 1.05.
     echo_sfn_code = _load_fixture_code("echo_sfn")
-    sfn = _booted([ECHO_SFN], "sfn", 1, code={"BENCH_SP_ECHO_SFN": echo_sfn_code})
-    sfn_call = _echo_call(sfn, "ECHO_SFN_HANDLE")
+    sfns = [
+        _booted([ECHO_SFN], "sfn", 1, code={"BENCH_SP_ECHO_SFN": echo_sfn_code})
+        for _ in range(INSTANCES)
+    ]
+    sfn_call = _rotating([_echo_call(s, "ECHO_SFN_HANDLE") for s in sfns])
 
-    def ipc(isolation: int, **kw: Any) -> System:
-        return _booted(
-            [ECHO_IPC],
-            "ipc",
-            isolation,
-            code={"BENCH_SP_ECHO_IPC": _load_fixture_code("echo_ipc")},
-            **kw,
-        )
+    def ipc(isolation: int, **kw: Any) -> list[System]:
+        return [
+            _booted(
+                [ECHO_IPC],
+                "ipc",
+                isolation,
+                code={"BENCH_SP_ECHO_IPC": _load_fixture_code("echo_ipc")},
+                **kw,
+            )
+            for _ in range(INSTANCES)
+        ]
+
+    def echo(systems: list[System]) -> Runner:
+        return _rotating([_echo_call(s, "ECHO_IPC_HANDLE") for s in systems])
 
     ipc1 = ipc(1)
-    ipc1_call = _echo_call(ipc1, "ECHO_IPC_HANDLE")
+    ipc1_call = echo(ipc1)
 
     case(
         "sfn_vs_direct",
@@ -389,7 +421,7 @@ def run_cases(reps: int, batch_s: float, only: set[str] | None) -> list[Case]:
         "the same service function called directly with an equivalent message (same SPM)",
         4,
         sfn_call,
-        _direct_sfn(sfn, echo_sfn_code),
+        _rotating([_direct_sfn(s, echo_sfn_code) for s in sfns]),
     )
     case(
         "ipc1_vs_sfn",
@@ -404,7 +436,7 @@ def run_cases(reps: int, batch_s: float, only: set[str] | None) -> list[Case]:
         "IPC backend, isolation 2 (SVC): the echo call",
         "IPC backend, isolation 1 (cross call): the echo call",
         1.2,
-        _echo_call(ipc(2), "ECHO_IPC_HANDLE"),
+        echo(ipc(2)),
         ipc1_call,
     )
     case(
@@ -412,21 +444,24 @@ def run_cases(reps: int, batch_s: float, only: set[str] | None) -> list[Case]:
         "IPC backend, isolation 3 (SVC): the echo call",
         "IPC backend, isolation 1 (cross call): the echo call",
         1.2,
-        _echo_call(ipc(3), "ECHO_IPC_HANDLE"),
+        echo(ipc(3)),
         ipc1_call,
     )
     if only is None or "scale_256_vs_2" in only:
         with tempfile.TemporaryDirectory(prefix="psaspm-bench-") as tmp:
-            big = _scale_system(Path(tmp), SCALE_PARTITIONS, SCALE_CONNECTIONS)
-            small = _scale_system(Path(tmp), 2, 0)
+            big = [
+                _scale_system(Path(tmp), SCALE_PARTITIONS, SCALE_CONNECTIONS)
+                for _ in range(INSTANCES)
+            ]
+            small = [_scale_system(Path(tmp), 2, 0) for _ in range(INSTANCES)]
         case(
             "scale_256_vs_2",
             f"the IPC level-1 echo call with {SCALE_PARTITIONS} partitions and "
             f"{SCALE_CONNECTIONS} open connections",
             "the same call with 2 partitions and no open connection",
             1.1,
-            _echo_call(big, "ECHO_IPC_HANDLE"),
-            _echo_call(small, "ECHO_IPC_HANDLE"),
+            echo(big),
+            echo(small),
         )
         del big, small
     case(
@@ -434,32 +469,30 @@ def run_cases(reps: int, batch_s: float, only: set[str] | None) -> list[Case]:
         "IPC backend, isolation 1: one psa_connect + psa_close pair",
         "IPC backend, isolation 1: the echo call",
         3,
-        _connect_close(ipc1),
+        _rotating([_connect_close(s) for s in ipc1]),
         ipc1_call,
     )
-    bare_call = _echo_call(ipc(1, counters=False), "ECHO_IPC_HANDLE")
+    bare_call = echo(ipc(1, counters=False))
     case(
         "counters_vs_bare",
         "IPC level-1 echo call, counters on, no tracer",
         "the same call with no instrument installed",
         1.05,
-        _echo_call(ipc(1, counters=True), "ECHO_IPC_HANDLE"),
+        echo(ipc(1, counters=True)),
         bare_call,
         r=max(reps, 21),
     )
-    trace = ChromeTrace()
-    traced_call = _echo_call(ipc(1, counters=False, tracer=trace), "ECHO_IPC_HANDLE")
-
-    def traced(n: int) -> float:
-        trace.clear()  # keep memory flat; the clearing is outside the timed loop
-        return traced_call(n)
-
+    traced_calls: list[Runner] = []
+    for _ in range(INSTANCES):
+        trace = ChromeTrace()
+        call = _echo_call(ipc(1, counters=False, tracer=trace)[0], "ECHO_IPC_HANDLE")
+        traced_calls.append(_clearing(trace, call))
     case(
         "trace_vs_bare",
         "IPC level-1 echo call, Chrome trace recorder on (in memory), no counters",
         "the same call with no instrument installed",
         2,
-        traced,
+        _rotating(traced_calls),
         bare_call,
     )
     if only is None or "boot_vs_parse" in only:
