@@ -118,3 +118,28 @@ def psa_map_outvec(msg_handle: int, outvec_idx: int) -> memoryview:
 
 def psa_unmap_outvec(msg_handle: int, outvec_idx: int, length: int) -> None:
     DOOR.iface.psa_unmap_outvec(msg_handle, outvec_idx, length)
+
+
+# The mailbox NS agent API (TF-M HEAD ``mailbox_agent_api.h``): for a mailbox NS agent
+# only.  Each call acts for the NS client ``client_id`` (already translated into the
+# agent's range) and returns at once: PSA_SUCCESS when the message is on its way, else
+# the error status.  The reply arrives later as the ASYNC_MSG_REPLY signal;
+# ``psa_get(ASYNC_MSG_REPLY).rhandle`` is a RepliedCall carrying ``client_data`` and
+# ``replied_value``.  Out-vectors are resized, as for psa_call, before that signal.
+def agent_psa_call(
+    handle: int,
+    type: int,
+    in_vecs: Sequence[InVec],
+    out_vecs: Sequence[OutVec],
+    client_id: int,
+    client_data: Any = None,
+) -> int:
+    return DOOR.iface.agent_psa_call(handle, type, in_vecs, out_vecs, client_id, client_data)  # type: ignore[no-any-return]
+
+
+def agent_psa_connect(sid: int, version: int, client_id: int, client_data: Any = None) -> int:
+    return DOOR.iface.agent_psa_connect(sid, version, client_id, client_data)  # type: ignore[no-any-return]
+
+
+def agent_psa_close(handle: int, client_id: int, client_data: Any = None) -> int:
+    return DOOR.iface.agent_psa_close(handle, client_id, client_data)  # type: ignore[no-any-return]

@@ -14,6 +14,7 @@ does not grow with the number of partitions.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -30,7 +31,7 @@ from psaspm.consts import (
 )
 from psaspm.errors import ConfigError, InternalError, PanicRecord
 from psaspm.kernel.memory import boundary_need_switch
-from psaspm.kernel.objects import Connection
+from psaspm.kernel.objects import Connection, RepliedCall
 from psaspm.kernel.partition import PartitionRuntime
 from psaspm.kernel.spm import NEED_SCHEDULE, SpeHalt, Spm
 from psaspm.manifest.model import Model
@@ -199,7 +200,9 @@ class IpcBackend:
     def comp_init_assuredly(self, part: PartitionRuntime) -> None:
         part.allowed = _allowed_signals(part) | PSA_DOORBELL
         if part.is_ns_agent:
+            # A mailbox NS agent (the TrustZone agent is built apart): asynchronous calls.
             part.allowed |= ASYNC_MSG_REPLY
+            part.replied = deque()
         if part.entry is None:
             raise InternalError(f"{part.name} has no thread body")
         part.thread = Thread(part)
@@ -272,6 +275,11 @@ class IpcBackend:
                 self.attempted = True
         client = conn.client
         assert client is not None
+        if client.replied is not None:
+            # A mailbox agent's call is asynchronous: it does not block, and its reply
+            # will carry the token the agent gave (TF-M's client_data).
+            conn.client_data = self.spm.agent_client_data
+            return PSA_SUCCESS
         client.waiting = ASYNC_MSG_REPLY
         self.ready &= ~client.thread.bit
         return NEED_SCHEDULE
@@ -280,6 +288,10 @@ class IpcBackend:
         client = conn.client
         assert client is not None
         client.replied_value = value
+        if client.replied is not None:
+            client.replied.append(
+                RepliedCall(conn.handle, conn.type, conn.client_id, conn.client_data, value)
+            )
         # wake_up(client, ASYNC_MSG_REPLY), inline: every reply comes this way.
         client.asserted |= ASYNC_MSG_REPLY
         if client.waiting & ASYNC_MSG_REPLY:

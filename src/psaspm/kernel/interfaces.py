@@ -57,6 +57,9 @@ class Svc(enum.IntEnum):
     UNMAP_INVEC = 0x15
     MAP_OUTVEC = 0x16
     UNMAP_OUTVEC = 0x17
+    AGENT_CALL = 0x18  # mailbox NS agent API (TF-M HEAD mailbox_agent_api.c)
+    AGENT_CONNECT = 0x19
+    AGENT_CLOSE = 0x1A
 
 
 API_NAMES = {
@@ -84,7 +87,18 @@ API_NAMES = {
     Svc.UNMAP_INVEC: "psa_unmap_invec",
     Svc.MAP_OUTVEC: "psa_map_outvec",
     Svc.UNMAP_OUTVEC: "psa_unmap_outvec",
+    Svc.AGENT_CALL: "agent_psa_call",
+    Svc.AGENT_CONNECT: "agent_psa_connect",
+    Svc.AGENT_CLOSE: "agent_psa_close",
 }
+CLIENT_CALLS = (
+    Svc.CONNECT,
+    Svc.CALL,
+    Svc.CLOSE,
+    Svc.AGENT_CALL,
+    Svc.AGENT_CONNECT,
+    Svc.AGENT_CLOSE,
+)
 
 
 def api_table(spm: Spm) -> list[Callable[..., Any]]:
@@ -114,6 +128,9 @@ def api_table(spm: Spm) -> list[Callable[..., Any]]:
         Svc.UNMAP_INVEC: spm.partition_unmap_invec,
         Svc.MAP_OUTVEC: spm.partition_map_outvec,
         Svc.UNMAP_OUTVEC: spm.partition_unmap_outvec,
+        Svc.AGENT_CALL: spm.agent_call,
+        Svc.AGENT_CONNECT: spm.agent_connect,
+        Svc.AGENT_CLOSE: spm.agent_close,
     }
     return [by_number[number] for number in Svc]
 
@@ -149,6 +166,19 @@ class Interface(Protocol):
     def psa_unmap_invec(self, msg_handle: int, invec_idx: int) -> None: ...
     def psa_map_outvec(self, msg_handle: int, outvec_idx: int) -> memoryview: ...
     def psa_unmap_outvec(self, msg_handle: int, outvec_idx: int, length: int) -> None: ...
+    def agent_psa_call(
+        self,
+        handle: int,
+        type: int,
+        in_vecs: Sequence[InVec],
+        out_vecs: Sequence[OutVec],
+        client_id: int,
+        client_data: Any,
+    ) -> int: ...
+    def agent_psa_connect(
+        self, sid: int, version: int, client_id: int, client_data: Any
+    ) -> int: ...
+    def agent_psa_close(self, handle: int, client_id: int, client_data: Any) -> int: ...
 
 
 class _TableInterface:
@@ -257,6 +287,23 @@ class _TableInterface:
     def psa_unmap_outvec(self, msg_handle: int, outvec_idx: int, length: int) -> None:
         self._leave(self._enter(Svc.UNMAP_OUTVEC, msg_handle, outvec_idx, length))
 
+    def agent_psa_call(
+        self,
+        handle: int,
+        type: int,
+        in_vecs: Sequence[InVec],
+        out_vecs: Sequence[OutVec],
+        client_id: int,
+        client_data: Any,
+    ) -> int:
+        return self._client(Svc.AGENT_CALL, handle, type, in_vecs, out_vecs, client_id, client_data)
+
+    def agent_psa_connect(self, sid: int, version: int, client_id: int, client_data: Any) -> int:
+        return self._client(Svc.AGENT_CONNECT, sid, version, client_id, client_data)
+
+    def agent_psa_close(self, handle: int, client_id: int, client_data: Any) -> int:
+        return self._client(Svc.AGENT_CLOSE, handle, client_id, client_data)
+
 
 class SfnInterface(_TableInterface):
     """Direct calls (SFN backend): the service function runs inside ``psa_call``."""
@@ -334,7 +381,7 @@ class _IpcInterface(_TableInterface):
         super().__init__(spm)
         self.backend = backend
         for number in Svc:
-            client = number in (Svc.CONNECT, Svc.CALL, Svc.CLOSE)
+            client = number in CLIENT_CALLS
             entry = self._compile(self.table[number], API_NAMES[number], client)
             if number == Svc.CLOSE:
                 entry = _returning_none(entry)

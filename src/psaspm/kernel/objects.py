@@ -53,6 +53,29 @@ class PsaMsg:
         )
 
 
+class RepliedCall:
+    """A reply owed to a mailbox NS agent: what ``psa_get(ASYNC_MSG_REPLY)`` hands it
+    in ``msg.rhandle`` (TF-M hands the connection; its ``client_data`` and
+    ``replied_value`` are what the agent reads)."""
+
+    __slots__ = ("client_data", "client_id", "handle", "replied_value", "type")
+
+    def __init__(
+        self, handle: int, type: int, client_id: int, client_data: Any, replied_value: int
+    ) -> None:
+        self.handle = handle
+        self.type = type
+        self.client_id = client_id
+        self.client_data = client_data
+        self.replied_value = replied_value
+
+    def __repr__(self) -> str:
+        return (
+            f"RepliedCall(handle={self.handle:#x}, type={self.type}, client_id={self.client_id}, "
+            f"client_data={self.client_data!r}, replied_value={self.replied_value})"
+        )
+
+
 class ConnStatus(enum.Enum):
     FREE = 0  # in the pool's free list
     IDLE = 1  # allocated; no request outstanding
@@ -70,6 +93,7 @@ class Connection:
 
     __slots__ = (
         "client",
+        "client_data",
         "client_id",
         "handle",
         "in_pos",
@@ -110,6 +134,7 @@ class Connection:
         self.mm = 0  # MM-IOVEC state nibbles
         self.mapped: list[memoryview] = []  # views handed out by psa_map_*vec
         self.out_ptrs: tuple[Any, ...] | None = None  # Ptr out-vectors, whose len the reply sets
+        self.client_data: Any = None  # a mailbox agent's token for the call (TF-M client_data)
 
     def msg(self) -> PsaMsg:
         return PsaMsg(
@@ -228,4 +253,5 @@ __all__ = [
     "Connection",
     "ConnectionPool",
     "PsaMsg",
+    "RepliedCall",
 ]

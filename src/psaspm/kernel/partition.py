@@ -18,7 +18,7 @@ from psaspm.kernel.memory import Subject
 from psaspm.manifest.model import Handling, Irq, Model, Partition, Service, VersionPolicy
 
 if TYPE_CHECKING:
-    from psaspm.kernel.objects import Connection
+    from psaspm.kernel.objects import Connection, RepliedCall
 
 Sfn = Callable[[Any], int]
 
@@ -105,6 +105,7 @@ class PartitionRuntime:
         "pid",
         "priority",
         "privileged",
+        "replied",
         "replied_value",
         "service_by_signal",
         "services",
@@ -129,6 +130,9 @@ class PartitionRuntime:
         self.asserted = 0
         self.waiting = 0
         self.replied_value = 0  # the reply a blocked client collects
+        # A mailbox NS agent's replies awaiting psa_get(ASYNC_MSG_REPLY), oldest first
+        # (TF-M's p_replied); None for every other partition.
+        self.replied: deque[RepliedCall] | None = None
         self.current_request: Connection | None = None  # SFN backend: the message being served
         self.inited = False
         self.entry: Callable[[], object] | None = None  # IPC thread body

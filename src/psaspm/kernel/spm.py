@@ -447,6 +447,46 @@ class Spm:
         conn.set_message(PSA_IPC_DISCONNECT, (), ())
         return self._deliver(conn)
 
+    # ------------------------------------------------- mailbox NS agent API
+    # TF-M HEAD's mailbox_agent_api.c: a mailbox NS agent calls on behalf of an NS
+    # client whose (translated) ID it passes; the call does not block the agent, and
+    # the reply comes back through ASYNC_MSG_REPLY with ``client_data`` attached.
+    def _acting_agent(self, api: str, client_id: int, client_data: Any) -> None:
+        agent = self.current
+        if agent.replied is None:
+            self.fault(api, "only a mailbox NS agent may use the agent API")
+        if client_id.__class__ is not int or not _INT32_MIN <= client_id < 0:
+            self.fault(api, f"NS client ID {client_id!r} is not a negative 32-bit integer")
+        agent.ns_client_id = client_id
+        self.agent_client_data = client_data
+
+    agent_client_data: Any = None  # the token of the agent call being delivered
+
+    def agent_call(
+        self,
+        handle: int,
+        type: int,
+        in_vecs: Sequence[InVec],
+        out_vecs: Sequence[OutVec],
+        client_id: int,
+        client_data: Any,
+    ) -> int:
+        self._acting_agent("agent_psa_call", client_id, client_data)
+        return self.client_call(handle, type, in_vecs, out_vecs)
+
+    def agent_connect(self, sid: int, version: int, client_id: int, client_data: Any) -> int:
+        self._acting_agent("agent_psa_connect", client_id, client_data)
+        return self.client_connect(sid, version)
+
+    def agent_close(self, handle: int, client_id: int, client_data: Any) -> int:
+        """PSA_SUCCESS once a DISCONNECT is on its way (its reply comes through
+        ASYNC_MSG_REPLY); a negative status if the handle is refused.  Unlike
+        ``psa_close``, a null handle is refused too: no reply would ever come."""
+        self._acting_agent("agent_psa_close", client_id, client_data)
+        if handle == PSA_NULL_HANDLE:
+            return self._reject(PSA_ERROR_PROGRAMMER_ERROR, "agent_psa_close of the null handle")
+        return self.client_close(handle)
+
     # ---------------------------------------------------------- service API
     def partition_wait(self, signal_mask: int, timeout: int) -> int:
         part = self.current
@@ -468,6 +508,8 @@ class Spm:
             self.fault("psa_get", f"signal {signal:#x} is not asserted")
         svc = part.service_by_signal.get(signal)
         if svc is None:
+            if signal == ASYNC_MSG_REPLY and part.replied:
+                return self._collect_reply(part)
             # Stricter than TF-M, which returns PSA_ERROR_DOES_NOT_EXIST here.
             self.fault(
                 "psa_get", f"signal {signal:#x} is not a service signal: it carries no message"
@@ -478,6 +520,21 @@ class Spm:
             part.asserted &= ~signal
         conn.received = True
         return conn.msg()
+
+    def _collect_reply(self, agent: PartitionRuntime) -> PsaMsg:
+        """``psa_get(ASYNC_MSG_REPLY)`` by a mailbox agent: the oldest replied call.
+
+        ``msg.rhandle`` is the :class:`RepliedCall` (TF-M: the connection), whose
+        ``client_data`` and ``replied_value`` the agent reads.  The connection
+        itself was already returned to the pool or made idle by the reply.
+        """
+        replied = agent.replied
+        assert replied is not None
+        done = replied.popleft()
+        if not replied:
+            agent.asserted &= ~ASYNC_MSG_REPLY
+        zeros = (0, 0, 0, 0)
+        return PsaMsg(done.type, done.handle, done.client_id, done, zeros, zeros)
 
     def _message(self, api: str, msg_handle: int) -> Connection:
         """The connection behind a message handle the running partition is serving."""
