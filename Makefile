@@ -15,10 +15,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/psaspm layout ../shared/tfm-manifests/trusted-firmware-m/tools/tfm_manifest_list.yaml \
-	    --backend ipc --isolation 2 -D TFM_PARTITION_NS_AGENT_MAILBOX=1 -D TFM_PARTITION_PROTECTED_STORAGE=1 \
-	    -D TFM_PARTITION_INTERNAL_TRUSTED_STORAGE=1 -D TFM_PARTITION_CRYPTO=1 -D TFM_PARTITION_PLATFORM=1 \
-	    -D TFM_PARTITION_INITIAL_ATTESTATION=1 -D TFM_PARTITION_FIRMWARE_UPDATE=1
+	$(BIN)/psaspm run examples/demo/demo_manifest_list.yaml --ns examples/demo/ns_app.py --stats
+	$(BIN)/psaspm compare examples/demo/demo_manifest_list.yaml --ns examples/demo/ns_app.py \
+	    -D CRYPTO_STACK_SIZE=0x1800
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples

@@ -169,7 +169,12 @@ def _add_workload_options(parser: argparse.ArgumentParser) -> None:
         help="connection pool size (CONFIG_TFM_CONN_HANDLE_MAX_NUM, default 8)",
     )
     output = parser.add_mutually_exclusive_group()
-    output.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    output.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress display (run: and no summary, only the script's output)",
+    )
     output.add_argument("--json", action="store_true", help="print one JSON document")
 
 
@@ -229,7 +234,7 @@ def run_run(args: argparse.Namespace) -> int:
         data = result.as_dict()
         data["trace"] = args.trace
         print(json.dumps(data, indent=2))
-    else:
+    elif not args.quiet or args.stats:
         _print_run_summary(result, args)
     if result.status == "panic":
         print(f"psaspm: panic: {result.reason}", file=sys.stderr)

@@ -1,0 +1,239 @@
+"""The demo system (examples/demo): its services, persistence, and crash-safe storage."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib.util
+import json
+import os
+import re
+import struct
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import psaspm
+from psaspm.psa import (
+    PSA_ERROR_DOES_NOT_EXIST,
+    PSA_ERROR_NOT_PERMITTED,
+    PSA_ERROR_STORAGE_FAILURE,
+    PSA_SUCCESS,
+    psa_panic,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "demo"
+DEMO_LIST = DEMO / "demo_manifest_list.yaml"
+ITS_SET, ITS_GET, ITS_INFO, ITS_REMOVE = 1001, 1002, 1003, 1004
+
+
+def _module(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"psaspm_test_demo_{name}", DEMO / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def flash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "flash" / "its.img"
+    monkeypatch.setenv("PSASPM_DEMO_FLASH", str(path))
+    return path
+
+
+@pytest.fixture(params=[1, 2, 3])
+def system(request: pytest.FixtureRequest, flash: Path) -> psaspm.System:
+    system = psaspm.load(DEMO_LIST, backend="ipc", isolation=request.param)
+    system.boot()
+    return system
+
+
+def uid(value: int) -> bytes:
+    return struct.pack("<Q", value)
+
+
+def _get(ns: psaspm.NsClient, handle: int, key: int, size: int = 64) -> tuple[int, bytes]:
+    out = bytearray(size)
+    status = ns.call(handle, ITS_GET, [uid(key)], [out])
+    return status, bytes(out)
+
+
+def test_ns_app_runs(system: psaspm.System, capsys: pytest.CaptureFixture[str]) -> None:
+    _module("ns_app").main(system.ns_client(), system)
+    out = capsys.readouterr().out
+    assert "the FLIH counted 5 ticks" in out and "handled by the SLIH" in out
+    stats = system.stats
+    assert stats["interrupts"] == 6  # five ticks (FLIH) and one alarm (SLIH)
+    assert stats["panics"] == 0 and system.state == "running"
+
+
+def test_demo_refuses_the_sfn_backend(flash: Path) -> None:
+    with pytest.raises(psaspm.ConfigError, match="TFM_SP_DEMO_ATTEST"):
+        psaspm.load(DEMO_LIST, backend="sfn")
+
+
+def test_storage_is_per_client_and_persists_across_reset(system: psaspm.System) -> None:
+    ns = system.ns_client(-1)
+    other = system.ns_client(-2)
+    its = system.constants["DEMO_ITS_HANDLE"]
+    assert ns.call(its, ITS_SET, [uid(5), b"mine"]) == PSA_SUCCESS
+    assert _get(other, its, 5)[0] == PSA_ERROR_DOES_NOT_EXIST  # another client's uid space
+    system.reset()
+    assert _get(ns, its, 5) == (PSA_SUCCESS, b"mine")
+    info = bytearray(8)
+    assert ns.call(its, ITS_INFO, [uid(5)], [info]) == PSA_SUCCESS
+    assert struct.unpack("<II", info) == (4, 0)
+    assert ns.call(its, ITS_REMOVE, [uid(5)]) == PSA_SUCCESS
+    system.reset()
+    assert _get(ns, its, 5)[0] == PSA_ERROR_DOES_NOT_EXIST
+
+
+def test_write_once(system: psaspm.System) -> None:
+    ns = system.ns_client()
+    its = system.constants["DEMO_ITS_HANDLE"]
+    assert ns.call(its, ITS_SET, [uid(9), b"v1", struct.pack("<I", 1)]) == PSA_SUCCESS
+    assert ns.call(its, ITS_SET, [uid(9), b"v2"]) == PSA_ERROR_NOT_PERMITTED
+    assert ns.call(its, ITS_REMOVE, [uid(9)]) == PSA_ERROR_NOT_PERMITTED
+    assert _get(ns, its, 9) == (PSA_SUCCESS, b"v1")
+
+
+def _tmp_files(flash: Path) -> list[Path]:
+    return sorted(flash.parent.glob("*.tmp"))
+
+
+def test_failed_write_keeps_the_previous_image(
+    system: psaspm.System, flash: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error mid-write: the service says STORAGE_FAILURE; flash is as before."""
+    ns = system.ns_client()
+    its = system.constants["DEMO_ITS_HANDLE"]
+    assert ns.call(its, ITS_SET, [uid(1), b"acknowledged"]) == PSA_SUCCESS
+    before = flash.read_bytes()
+
+    def broken_replace(src: Any, dst: Any) -> None:
+        raise OSError("flash controller error")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", broken_replace)
+        assert ns.call(its, ITS_SET, [uid(1), b"lost"]) == PSA_ERROR_STORAGE_FAILURE
+        assert ns.call(its, ITS_SET, [uid(2), b"lost too"]) == PSA_ERROR_STORAGE_FAILURE
+    assert flash.read_bytes() == before and not _tmp_files(flash)
+    assert _get(ns, its, 1) == (PSA_SUCCESS, b"acknowledged")  # the running service agrees
+    system.reset()
+    assert _get(ns, its, 1) == (PSA_SUCCESS, b"acknowledged")
+    assert _get(ns, its, 2)[0] == PSA_ERROR_DOES_NOT_EXIST
+
+
+def test_panic_mid_write_loses_nothing_acknowledged(
+    system: psaspm.System, flash: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SPE halts while the new image is half written: after reset every write that
+    was acknowledged is readable, and the interrupted one is not there."""
+    ns = system.ns_client()
+    its = system.constants["DEMO_ITS_HANDLE"]
+    for key in range(1, 6):
+        assert ns.call(its, ITS_SET, [uid(key), f"value {key}".encode()]) == PSA_SUCCESS
+    before = flash.read_bytes()
+    calls: list[int] = []
+
+    def panicking_fsync(fd: int) -> None:
+        calls.append(fd)
+        psa_panic()  # the power fails between writing the temporary file and committing it
+
+    with monkeypatch.context() as patch, pytest.raises(psaspm.Panic) as caught:
+        patch.setattr(os, "fsync", panicking_fsync)
+        ns.call(its, ITS_SET, [uid(3), b"overwritten?"])
+    assert caught.value.record.partition == "TFM_SP_DEMO_ITS"
+    assert calls and system.state == "panicked"
+    assert flash.read_bytes() == before  # the previous image is intact
+    system.reset()
+    assert not _tmp_files(flash)
+    for key in range(1, 6):
+        assert _get(ns, its, key) == (PSA_SUCCESS, f"value {key}".encode())
+
+
+def test_crash_leftovers_are_cleaned_and_corruption_is_detected(
+    flash: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    system = psaspm.load(DEMO_LIST)
+    system.boot()
+    ns = system.ns_client()
+    its = system.constants["DEMO_ITS_HANDLE"]
+    assert ns.call(its, ITS_SET, [uid(1), b"kept"]) == PSA_SUCCESS
+    (flash.parent / (flash.name + ".abc.tmp")).write_bytes(b"half an image")
+    system.reset()
+    assert not _tmp_files(flash) and _get(ns, its, 1) == (PSA_SUCCESS, b"kept")
+    image = bytearray(flash.read_bytes())
+    image[-10] ^= 0xFF  # a flipped bit: the checksum no longer matches
+    flash.write_bytes(bytes(image))
+    with pytest.raises(psaspm.Panic) as caught:
+        system.reset()
+    assert caught.value.record.partition == "TFM_SP_DEMO_ITS"
+
+
+def test_crypto_keys_stay_inside(system: psaspm.System) -> None:
+    """NS may hash and use the app key, never the attestation key; tokens verify with it."""
+    ns = system.ns_client()
+    crypto = system.constants["DEMO_CRYPTO_HANDLE"]
+    digest = bytearray(32)
+    assert ns.call(crypto, 1, [b"a", b"b", b"c"], [digest]) == PSA_SUCCESS
+    assert digest == hashlib.sha256(b"abc").digest()
+    tag = bytearray(32)
+    assert ns.call(crypto, 2, [struct.pack("<I", 1), b"x"], [tag]) == PSA_ERROR_NOT_PERMITTED
+    # A verifier holding the attestation key (here: derived as the partition derives it).
+    keys = _module("demo_crypto")
+    keys.crypto_init()
+    key = keys._KEYS[keys.KEY_ATTESTATION]
+    attest = system.constants["DEMO_ATTEST_HANDLE"]
+    token = bytearray(512)
+    challenge = bytes(range(32))
+    assert ns.call(attest, 1001, [challenge], [token]) == PSA_SUCCESS
+    claims, mac = bytes(token[:-32]), bytes(token[-32:])
+    assert hmac.compare_digest(mac, hmac.new(key, claims, "sha256").digest())
+    document = json.loads(claims)
+    assert document["challenge"] == challenge.hex() and document["client_id"] == -1
+    assert re.fullmatch(r"[0-9a-f]{32}", document["instance_id"])
+
+
+def test_boot_counter_counts_boots(system: psaspm.System) -> None:
+    ns = system.ns_client()
+    attest = system.constants["DEMO_ATTEST_HANDLE"]
+
+    def boot_count() -> int:
+        token = bytearray(512)
+        assert ns.call(attest, 1001, [bytes(32)], [token]) == PSA_SUCCESS
+        return int(json.loads(bytes(token[:-32]))["boot_count"])
+
+    first = boot_count()
+    system.reset()
+    assert boot_count() == first + 1
+
+
+def test_timer_driver(system: psaspm.System) -> None:
+    ns = system.ns_client()
+    handle = ns.connect(system.constants["DEMO_TIMER_SID"], 1)
+    assert handle > 0
+    before = system.stats["interrupts"]
+    ticks = bytearray(4)
+    assert ns.call(handle, 1, [struct.pack("<I", 12)], [ticks]) == PSA_SUCCESS
+    assert struct.unpack("<I", ticks)[0] == 12
+    assert system.stats["interrupts"] - before == 12
+    for expected in (1, 2):
+        alarms = bytearray(4)
+        assert ns.call(handle, 2, [], [alarms]) == PSA_SUCCESS
+        assert struct.unpack("<I", alarms)[0] == expected
+    assert ns.call(handle, 1, [struct.pack("<I", 0)], [ticks]) < 0  # 1..64 ticks only
+    ns.close(handle)
+
+
+def test_makefile_demo_runs_the_demo() -> None:
+    """make demo runs the demo with psaspm run and psaspm compare."""
+    text = (ROOT / "Makefile").read_text(encoding="utf-8")
+    target = text.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    assert "psaspm run examples/demo/demo_manifest_list.yaml" in " ".join(target.split())
+    assert "--ns examples/demo/ns_app.py" in target and "--stats" in target
+    assert "psaspm compare" in target
