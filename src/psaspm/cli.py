@@ -259,13 +259,32 @@ def _print_run_summary(result: Any, args: argparse.Namespace) -> None:
     parts.append(f"time {_ms(result.seconds)} (boot {_ms(result.boot_seconds)})")
     console.print(" · ".join(parts), highlight=False)
     if args.stats:
-        table = _table("Counters since boot", "counter", "total", "per NS call")
+        table = _table(
+            "Counters while the script ran (boot counted apart)",
+            "counter",
+            "script",
+            "per NS call",
+            "boot",
+        )
         for name in ("ns_calls", *COUNTER_ORDER):
-            total = result.ns_calls if name == "ns_calls" else stats.get(name, 0)
-            per = _per_call(total, result.ns_calls) if name != "ns_calls" else ""
-            table.add_row(COUNTER_LABELS[name], str(total), per)
+            if name == "ns_calls":
+                table.add_row(COUNTER_LABELS[name], str(result.ns_calls), "", "")
+                continue
+            total = stats.get(name, 0)
+            boot = result.boot_stats.get(name)
+            table.add_row(
+                COUNTER_LABELS[name],
+                str(total),
+                _per_call(total, result.ns_calls),
+                "" if boot is None else str(boot),
+            )
         wall = result.seconds / result.ns_calls * 1e6 if result.ns_calls else None
-        table.add_row("wall time", _ms(result.seconds), f"{wall:.1f} µs" if wall else "-")
+        table.add_row(
+            "wall time",
+            _ms(result.seconds),
+            f"{wall:.1f} µs" if wall else "-",
+            _ms(result.boot_seconds),
+        )
         console.print(table)
     if args.trace:
         console.print(f"trace written to {args.trace} (open it in https://ui.perfetto.dev)")

@@ -253,7 +253,8 @@ class RunResult:
     ns_calls: int = 0
     boot_seconds: float = 0.0
     seconds: float = 0.0  # the script's wall time, boot excluded
-    stats: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)  # counted while the script ran
+    boot_stats: dict[str, int] = field(default_factory=dict)  # counted during boot
     output: str = ""  # what the script printed, when captured
     panic: dict[str, str] | None = None
     footprint: Footprint | None = None
@@ -312,6 +313,7 @@ def run_script(
             system.boot()
             booted = time.perf_counter()
             result.boot_seconds = booted - started
+            result.boot_stats = system.stats
             if _wants_system(main):
                 main(ns, system)
             else:
@@ -334,7 +336,11 @@ def run_script(
             result.reason = f"{type(exc).__name__}: {exc}"
     result.output = out.getvalue()
     result.ns_calls = ns.calls
-    result.stats = system.stats
+    after = system.stats
+    result.stats = {
+        name: value - result.boot_stats.get(name, 0) if name in COUNTERS else value
+        for name, value in after.items()
+    }
     return result
 
 
