@@ -176,6 +176,13 @@ def test_compare_all_four(capsys: pytest.CaptureFixture[str]) -> None:
     assert "SFN interface" in out and "1024 B (shared)" in out and "stack-local" in out
 
 
+def test_compare_repeat(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", STATELESS, "--ns", STATELESS_APP, "--repeat", "3", "--json"]) == 0
+    configs = json.loads(capsys.readouterr().out)["configurations"]
+    assert [c["ns_calls"] for c in configs] == [9, 9, 9, 9]
+    assert main(["compare", STATELESS, "--ns", STATELESS_APP, "--repeat", "0"]) == 2
+
+
 def test_compare_refuses_a_fixed_configuration(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compare", STATELESS, "--ns", STATELESS_APP, "--backend", "sfn"]) == 2
     assert "compare runs every configuration" in capsys.readouterr().err

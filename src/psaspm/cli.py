@@ -303,6 +303,13 @@ def add_compare_command(subparsers: Subparsers) -> None:
         metavar="SCRIPT",
         help="non-secure script: a Python file with main(ns) or main(ns, system)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the script N times per configuration (steadier wall times)",
+    )
     _add_workload_options(parser)
     parser.set_defaults(handler=run_compare)
 
@@ -312,6 +319,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
     if args.backend or args.isolation:
         raise ConfigError("compare runs every configuration: drop --backend and --isolation")
+    if args.repeat < 1:
+        raise ConfigError(f"--repeat {args.repeat}: at least 1")
     options = system_options(args)
     main = runner.load_script(args.script)
     configurations = runner.CONFIGURATIONS
@@ -324,6 +333,7 @@ def run_compare(args: argparse.Namespace) -> int:
             configurations=configurations,
             on_start=progress.step,
             on_call=progress.calls,
+            repeat=args.repeat,
         )
     if args.json:
         document = {

@@ -297,6 +297,7 @@ def run_script(
     capture: bool = False,
     on_call: Callable[[int], None] | None = None,
     on_loaded: Callable[[System], None] | None = None,
+    repeat: int = 1,
 ) -> RunResult:
     """Load ``options`` (``psaspm.load`` keywords), boot, run ``main``; never raises for
     a panic (status ``panic``).  ConfigError propagates; so does an exception in the
@@ -314,10 +315,9 @@ def run_script(
             booted = time.perf_counter()
             result.boot_seconds = booted - started
             result.boot_stats = system.stats
-            if _wants_system(main):
-                main(ns, system)
-            else:
-                main(ns)
+            args = (ns, system) if _wants_system(main) else (ns,)
+            for _ in range(repeat):
+                main(*args)
             result.seconds = time.perf_counter() - booted
         except Panic as exc:
             record = exc.record
@@ -352,6 +352,7 @@ def compare(
     configurations: Sequence[tuple[str, int]] = CONFIGURATIONS,
     on_start: Callable[[int, str], None] | None = None,
     on_call: Callable[[int], None] | None = None,
+    repeat: int = 1,
 ) -> list[RunResult]:
     """Run the same script under each configuration; skip those the manifests cannot run in."""
     results = []
@@ -361,7 +362,12 @@ def compare(
         opts = dict(options, backend=backend, isolation=isolation)
         try:
             result = run_script(
-                opts, main, max_connections=max_connections, capture=True, on_call=on_call
+                opts,
+                main,
+                max_connections=max_connections,
+                capture=True,
+                on_call=on_call,
+                repeat=repeat,
             )
         except ConfigError as exc:
             result = RunResult(
