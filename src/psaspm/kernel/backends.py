@@ -189,7 +189,7 @@ class IpcBackend:
         self.spm = spm
         self.threads: list[Thread] = []
         self.by_rank: list[Thread] = []
-        self.ready = 0  # bit r set: the thread of rank r is runnable
+        self.ready = 0  # bit r set: the partition thread of rank r is runnable
         self.attempted = False  # a thread more urgent than the running one became runnable
         ns = Thread(spm.ns_agent)
         spm.ns_agent.thread = ns
@@ -217,7 +217,10 @@ class IpcBackend:
         self.ns.glet = ns_glet
         for rank, thread in enumerate(ordered):
             thread.rank = rank
-            thread.bit = 1 << rank
+            # The NS agent, always least urgent, stays out of the ready mask (its readiness
+            # is derived from its signals when nothing else is ready), so the mask only
+            # grows as far as the least urgent runnable partition.
+            thread.bit = 1 << rank if thread is not self.ns else 0
             if thread is not self.ns:
                 thread.glet = greenlet.greenlet(self._thread_main(thread), parent=ns_glet)
                 # Start it now, from this shallow stack, and let it park: a greenlet
@@ -225,7 +228,7 @@ class IpcBackend:
                 # boot each thread would otherwise first run from the previous one's
                 # psa_wait, so depth would grow with the number of partitions.
                 thread.glet.switch()
-        self.ready = (1 << len(ordered)) - 1
+        self.ready = (1 << len(self.threads)) - 1
         self.current = self.ns
         self.spm.current = self.ns.part
         self.schedule(PSA_SUCCESS)
@@ -269,9 +272,9 @@ class IpcBackend:
         signal = svc.signal
         part.asserted |= signal
         if part.waiting & signal:
-            bit = part.thread.bit
-            self.ready |= bit
-            if bit < self.current.bit:
+            thread = part.thread
+            self.ready |= thread.bit
+            if thread.rank < self.current.rank:
                 self.attempted = True
         client = conn.client
         assert client is not None
@@ -295,9 +298,9 @@ class IpcBackend:
         # wake_up(client, ASYNC_MSG_REPLY), inline: every reply comes this way.
         client.asserted |= ASYNC_MSG_REPLY
         if client.waiting & ASYNC_MSG_REPLY:
-            bit = client.thread.bit
-            self.ready |= bit
-            if bit < self.current.bit:
+            thread = client.thread
+            self.ready |= thread.bit
+            if thread.rank < self.current.rank:
                 self.attempted = True
         return PSA_SUCCESS
 
@@ -312,9 +315,9 @@ class IpcBackend:
     def wake_up(self, part: PartitionRuntime, signal: int) -> None:
         part.asserted |= signal
         if part.waiting & signal:
-            bit = part.thread.bit
-            self.ready |= bit
-            if bit < self.current.bit:
+            thread = part.thread
+            self.ready |= thread.bit
+            if thread.rank < self.current.rank:
                 self.attempted = True
 
     # ---- PendSV
@@ -323,9 +326,13 @@ class IpcBackend:
         caller blocked, the value it was woken with) once the caller runs again."""
         self.attempted = False
         ready = self.ready
-        if not ready:
-            self._deadlock()
-        nxt = self.by_rank[(ready & -ready).bit_length() - 1]
+        if ready:
+            nxt = self.by_rank[(ready & -ready).bit_length() - 1]
+        else:
+            nxt = self.ns
+            ns = nxt.part
+            if ns.waiting and not ns.waiting & ns.asserted:
+                self._deadlock()
         cur = self.current
         if nxt is not cur:
             self._switch(cur, nxt)
