@@ -247,3 +247,16 @@ def test_footprint_ipc() -> None:
 
 def test_load_accepts_max_connections() -> None:
     assert load(STATELESS, max_connections=3).max_connections == 3
+
+
+def test_readme_comparison_is_what_compare_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's demo table: every row but wall time is exactly what compare prints."""
+    args = ["compare", DEMO_LIST, "--ns", DEMO_APP, "-D", "CRYPTO_STACK_SIZE=0x1800"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in out.splitlines() if line.startswith("│") and "wall time" not in line]
+    assert len(rows) >= 14
+    for line in rows:
+        assert line.split("│")[1].strip() == "NS calls" or line in readme, line
+    assert "SFN L1 skipped:" in readme
