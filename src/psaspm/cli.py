@@ -516,11 +516,85 @@ class _Progress:
             )
 
 
+def add_serve_command(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the system for other processes, through a mailbox NS agent (see psaspm.remote)",
+        description="Boot the system and serve non-secure clients on a socket, each "
+        "connection one NS client of a mailbox NS agent (docs/mailbox-protocol.md). "
+        "Stops gracefully on SIGINT/SIGTERM.",
+    )
+    add_system_options(parser)
+    parser.add_argument(
+        "--listen",
+        required=True,
+        metavar="ADDR",
+        help="unix:PATH (socket file created 0600) or tcp:127.0.0.1:PORT",
+    )
+    parser.add_argument(
+        "--allow-remote", action="store_true", help="allow a TCP address that is not loopback"
+    )
+    parser.add_argument(
+        "--restart-on-panic", action="store_true", help="reboot the SPE after a secure panic"
+    )
+    parser.add_argument(
+        "--slots", type=int, default=16, help="mailbox slots: calls in flight (1..32, default 16)"
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=8,
+        help="connection pool size (CONFIG_TFM_CONN_HANDLE_MAX_NUM, default 8)",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long a shutdown waits for calls in flight (default 5)",
+    )
+    parser.add_argument(
+        "--code",
+        dest="code",
+        action="append",
+        default=[],
+        metavar="PARTITION=FILE.py",
+        help="partition code for a partition (default: the .py beside its manifest)",
+    )
+    parser.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from psaspm.mailbox.server import (
+        Server,
+        build_served_system,
+        parse_address,
+        serve_until_signalled,
+    )
+
+    code: dict[str, Any] = {}
+    for item in args.code:
+        name, sep, path = item.partition("=")
+        if not name or not sep:
+            raise ConfigError(f"--code {item!r}: expected PARTITION=FILE.py")
+        code[name] = path
+    address = parse_address(args.listen, args.allow_remote)
+    served = build_served_system(
+        **system_options(args),
+        code=code,
+        slots=args.slots,
+        max_connections=args.max_connections,
+    )
+    server = Server(served, address, args.restart_on_panic, args.shutdown_timeout)
+    return serve_until_signalled(server)
+
+
 COMMANDS: list[Callable[[Subparsers], None]] = [
     add_layout_command,
     add_check_command,
     add_run_command,
     add_compare_command,
+    add_serve_command,
 ]
 
 

@@ -249,17 +249,22 @@ def _clamp_i32(value: int) -> int:
 class FrameDecoder:
     """Splits a byte stream into frames.
 
-    ``feed`` returns the complete frames so far.  A length prefix out of range
-    raises a fatal :class:`ProtocolError`; after that the decoder refuses more
-    input (the stream cannot be resynchronised).  The buffer never holds more
-    than one frame plus its prefix.
+    ``feed`` returns the complete frames so far and never raises.  A length
+    prefix out of range sets ``error`` (a fatal :class:`ProtocolError`): the
+    frames before it are still returned, and nothing after it ever is (the
+    stream cannot be resynchronised).  The buffer never holds more than one
+    frame plus its prefix.
     """
 
     def __init__(self, max_frame: int = MAX_FRAME) -> None:
         self.max_frame = max_frame
         self._buf = bytearray()
         self._need = 0  # body length of the frame being read, 0 while reading a prefix
-        self.failed = False
+        self.error: ProtocolError | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
     @property
     def pending(self) -> int:
@@ -267,44 +272,41 @@ class FrameDecoder:
         return len(self._buf)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
-        if self.failed:
-            raise ProtocolError(ErrorCode.OVERSIZED, "the stream was already abandoned", fatal=True)
+        if self.error is not None:
+            return []
         buf = self._buf
         buf += data
         frames: list[Frame] = []
         pos = 0
         end = len(buf)
-        try:
-            while True:
-                if self._need == 0:
-                    if end - pos < 4:
-                        break
-                    (length,) = _LEN.unpack_from(buf, pos)
-                    if length < HEADER_SIZE or length > self.max_frame:
-                        self.failed = True
-                        raise ProtocolError(
-                            ErrorCode.OVERSIZED if length > self.max_frame else ErrorCode.MALFORMED,
-                            f"frame length {length} is outside {HEADER_SIZE}..{self.max_frame}",
-                            fatal=True,
-                        )
-                    pos += 4
-                    self._need = length
-                if end - pos < self._need:
+        while True:
+            if self._need == 0:
+                if end - pos < 4:
                     break
-                version, kind, _reserved, seq = _HEADER.unpack_from(buf, pos)
-                payload = bytes(buf[pos + HEADER_SIZE : pos + self._need])
-                pos += self._need
-                self._need = 0
-                frames.append(Frame(version, kind, seq, payload))
-        finally:
-            del buf[:pos]
-            if self.failed:
-                buf.clear()
+                (length,) = _LEN.unpack_from(buf, pos)
+                if length < HEADER_SIZE or length > self.max_frame:
+                    self.error = ProtocolError(
+                        ErrorCode.OVERSIZED if length > self.max_frame else ErrorCode.MALFORMED,
+                        f"frame length {length} is outside {HEADER_SIZE}..{self.max_frame}",
+                        fatal=True,
+                    )
+                    buf.clear()
+                    return frames
+                pos += 4
+                self._need = length
+            if end - pos < self._need:
+                break
+            version, kind, _reserved, seq = _HEADER.unpack_from(buf, pos)
+            payload = bytes(buf[pos + HEADER_SIZE : pos + self._need])
+            pos += self._need
+            self._need = 0
+            frames.append(Frame(version, kind, seq, payload))
+        del buf[:pos]
         return frames
 
     def eof(self) -> None:
         """The stream ended: raise TRUNCATED if it ended inside a frame."""
-        if not self.failed and (self._buf or self._need):
+        if self.error is None and (self._buf or self._need):
             raise ProtocolError(
                 ErrorCode.TRUNCATED,
                 f"the stream ended inside a frame ({len(self._buf)} bytes pending)",

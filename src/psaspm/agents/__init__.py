@@ -1,0 +1,1 @@
+"""Partition code that psaspm itself provides (NS agents)."""
