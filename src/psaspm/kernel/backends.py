@@ -259,7 +259,7 @@ class IpcBackend:
     def preempt(self) -> None:
         """A preemption point outside the SPM: run threads an interrupt made more urgent."""
         spm = self.spm
-        if self.attempted and not (spm.sched_locked or spm.handler_mode or spm.taking):
+        if self.attempted and not (spm.inside or spm.handler_mode or spm.taking):
             self.schedule(None)
 
     # ---- the six operations

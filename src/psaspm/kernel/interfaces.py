@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, cast
 
 from psaspm.consts import PSA_ERROR_GENERIC_ERROR
 from psaspm.kernel.backends import IpcBackend
-from psaspm.kernel.objects import Buffer, PsaMsg
+from psaspm.kernel.objects import Buffer, InVec, OutVec, PsaMsg
 from psaspm.kernel.spm import NEED_SCHEDULE, Spm
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class Interface(Protocol):
     def psa_version(self, sid: int) -> int: ...
     def psa_connect(self, sid: int, version: int) -> int: ...
     def psa_call(
-        self, handle: int, type: int, in_vecs: Sequence[Buffer], out_vecs: Sequence[bytearray]
+        self, handle: int, type: int, in_vecs: Sequence[InVec], out_vecs: Sequence[OutVec]
     ) -> int: ...
     def psa_close(self, handle: int) -> None: ...
     def psa_wait(self, signal_mask: int, timeout: int) -> int: ...
@@ -221,8 +221,8 @@ class _TableInterface:
         self,
         handle: int,
         type: int,
-        in_vecs: Sequence[Buffer] = (),
-        out_vecs: Sequence[bytearray] = (),
+        in_vecs: Sequence[InVec] = (),
+        out_vecs: Sequence[OutVec] = (),
     ) -> int:
         return self._client(Svc.CALL, handle, type, in_vecs, out_vecs)
 
@@ -333,8 +333,8 @@ class SfnInterface(_TableInterface):
         self,
         handle: int,
         type: int,
-        in_vecs: Sequence[Buffer] = (),
-        out_vecs: Sequence[bytearray] = (),
+        in_vecs: Sequence[InVec] = (),
+        out_vecs: Sequence[OutVec] = (),
     ) -> int:
         spm = self.spm
         client = spm.current
@@ -366,139 +366,88 @@ class SfnInterface(_TableInterface):
 
 
 class _IpcInterface(_TableInterface):
-    """The IPC interfaces' entries, compiled once per boot.
+    """The IPC interfaces: every PSA API compiled into one entry at build time.
 
-    ``_enter``/``_leave`` state what entering and leaving the SPM do; at build
-    time each PSA API also gets an instance attribute, made by ``_compile``,
-    that does the same with its SPM function, its name and whether it is a
-    client call bound in: no per-call dispatch, ``*args`` re-packing or method
-    hops.  ``psaspm.psa`` and NS calls reach those attributes.
+    Each entry binds its SPM function, API name and client-ness, so a call
+    makes no dispatch by number, no ``*args`` re-packing and no method hops;
+    the entries replace the class's methods on the instance.  An entry enters
+    the SPM (``spm.inside`` = the interface's ``mode``), applies the
+    programmer-error rule to client calls, takes interrupts held off while the
+    SPM ran, and schedules (PendSV) if the caller blocked or a more urgent
+    thread became runnable.
     """
 
+    mode = ""  # what spm.inside says while this interface runs the SPM
     held_off = "thread"  # what interrupts pending at the SPM's exit preempt
+    counts_svc = False
 
     def __init__(self, spm: Spm, backend: IpcBackend) -> None:
         super().__init__(spm)
         self.backend = backend
+        self.entries: list[Callable[..., Any]] = []  # by SVC number
         for number in Svc:
-            client = number in CLIENT_CALLS
-            entry = self._compile(self.table[number], API_NAMES[number], client)
+            entry = self._compile(self.table[number], API_NAMES[number], number in CLIENT_CALLS)
+            self.entries.append(entry)
             if number == Svc.CLOSE:
                 entry = _returning_none(entry)
             setattr(self, API_NAMES[number], entry)
 
     def _compile(self, fn: Callable[..., Any], api: str, client: bool) -> Callable[..., Any]:
-        raise NotImplementedError
-
-    def _leave(self, result: Any) -> Any:
-        """Leave the SPM: take interrupts held off, then schedule (PendSV) if needed."""
         spm = self.spm
         backend = self.backend
-        if spm.pending:
-            spm.take_interrupts(self.held_off)
-        if result == NEED_SCHEDULE or backend.attempted:
-            return backend.schedule(result)
-        return result
+        mode = self.mode
+        held_off = self.held_off
+        counts_svc = self.counts_svc
+
+        def entry(*args: Any) -> Any:
+            if spm.handler_mode:
+                spm.fault(api, "PSA API called from a FLIH (handler mode)")
+            if counts_svc:
+                counters = spm.counters
+                if counters is not None:
+                    counters.svc_entries += 1
+            caller = spm.current
+            spm.inside = mode
+            try:
+                result = fn(*args)
+            finally:
+                spm.inside = ""
+            if client and result < 0 and result != NEED_SCHEDULE:
+                result = spm.programmer_error(caller, api, result)
+            if spm.pending:
+                spm.take_interrupts(held_off)
+            if result == NEED_SCHEDULE or backend.attempted:
+                return backend.schedule(result)
+            return result
+
+        return entry
 
 
 class CrossCallInterface(_IpcInterface):
     """Isolation level 1: a function call on the SPM stack, scheduler locked, preemptable."""
 
     name = "cross"
-
-    def _enter(self, number: int, *args: Any) -> Any:
-        spm = self.spm
-        if spm.handler_mode:
-            self._thread_mode(number)
-        spm.sched_locked = True
-        try:
-            return self.table[number](*args)
-        finally:
-            spm.sched_locked = False
-
-    def _compile(self, fn: Callable[..., Any], api: str, client: bool) -> Callable[..., Any]:
-        """``_client``/``_enter`` + ``_leave`` for one API, with everything bound."""
-        spm = self.spm
-        backend = self.backend
-        held_off = self.held_off
-
-        def entry(*args: Any) -> Any:
-            if spm.handler_mode:
-                spm.fault(api, "PSA API called from a FLIH (handler mode)")
-            caller = spm.current
-            spm.sched_locked = True
-            try:
-                result = fn(*args)
-            finally:
-                spm.sched_locked = False
-            if client and result < 0 and result != NEED_SCHEDULE:
-                result = spm.programmer_error(caller, api, result)
-            if spm.pending:
-                spm.take_interrupts(held_off)
-            if result == NEED_SCHEDULE or backend.attempted:
-                return backend.schedule(result)
-            return result
-
-        return entry
+    mode = "cross"
 
 
 class SvcInterface(_IpcInterface):
-    """Isolation levels 2 and 3: a trap to handler mode, privileged, not preemptable."""
+    """Isolation levels 2 and 3: a trap to handler mode, privileged, not preemptable.
+
+    Partition code's PSA calls come through the compiled entries, whose SVC
+    numbers are resolved at build time; :meth:`svc` is the handler for a raw
+    SVC number.
+    """
 
     name = "svc"
+    mode = "svc"
     held_off = "svc-exit"
-
-    def _enter(self, number: int, *args: Any) -> Any:
-        spm = self.spm
-        if spm.handler_mode:
-            self._thread_mode(number)
-        counters = spm.counters
-        if counters is not None:
-            counters.svc_entries += 1
-        return self.svc(number, *args)
-
-    def _compile(self, fn: Callable[..., Any], api: str, client: bool) -> Callable[..., Any]:
-        """``_client``/``_enter`` + ``_leave`` for one API: the SVC number is known
-        valid at build time, so the handler's range check is resolved here."""
-        spm = self.spm
-        backend = self.backend
-        held_off = self.held_off
-
-        def entry(*args: Any) -> Any:
-            if spm.handler_mode:
-                spm.fault(api, "PSA API called from a FLIH (handler mode)")
-            counters = spm.counters
-            if counters is not None:
-                counters.svc_entries += 1
-            caller = spm.current
-            spm.in_svc = True
-            try:
-                result = fn(*args)
-            finally:
-                spm.in_svc = False
-            if client and result < 0 and result != NEED_SCHEDULE:
-                result = spm.programmer_error(caller, api, result)
-            if spm.pending:
-                spm.take_interrupts(held_off)
-            if result == NEED_SCHEDULE or backend.attempted:
-                return backend.schedule(result)
-            return result
-
-        return entry
+    counts_svc = True
 
     def svc(self, number: int, *args: Any) -> Any:
         """The SVC handler: dispatch by number; an unknown number fails cleanly."""
-        if number.__class__ is not int and not isinstance(number, int):
+        if not isinstance(number, int) or not 0 <= number < len(self.entries):
             return PSA_ERROR_GENERIC_ERROR
-        table = self.table
-        if not 0 <= number < len(table):
-            return PSA_ERROR_GENERIC_ERROR
-        spm = self.spm
-        spm.in_svc = True
-        try:
-            return table[number](*args)
-        finally:
-            spm.in_svc = False
+        return self.entries[number](*args)
 
 
 def _returning_none(entry: Callable[..., Any]) -> Callable[..., None]:

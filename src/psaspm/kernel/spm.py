@@ -114,8 +114,9 @@ class Spm:
         self.halted: PanicRecord | None = None
         self.handler_mode = False  # True while a FLIH runs: partition code in handler mode
         self.pending: list[IrqRuntime] = []  # enabled sources with a high line, not yet taken
-        self.in_svc = False  # the SPM runs in an SVC handler: not preemptable
-        self.sched_locked = False  # the SPM runs through a cross call: preemptable, no switches
+        # How the SPM was entered while it runs a PSA API: "cross" (scheduler locked but
+        # preemptable by interrupts) or "svc" (handler mode: not preemptable); "" outside.
+        self.inside = ""
         self.taking = False  # interrupts are being taken now
         self.memory: AddressSpace | None = None  # the modelled address space
         self.data_regions: dict[str, Region] = {}  # partition name -> its private data
@@ -821,9 +822,9 @@ class Spm:
         if irq.enabled and irq.line:
             if irq not in self.pending:
                 self.pending.append(irq)
-            if not (self.in_svc or self.handler_mode or self.taking):
+            if not (self.inside == "svc" or self.handler_mode or self.taking):
                 # Preemptable here: taken at once, inside the SPM if a cross call runs it.
-                self.take_interrupts("spm" if self.sched_locked else "thread")
+                self.take_interrupts("spm" if self.inside else "thread")
         elif irq in self.pending:
             self.pending.remove(irq)
 
