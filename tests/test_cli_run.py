@@ -260,3 +260,17 @@ def test_readme_comparison_is_what_compare_prints(capsys: pytest.CaptureFixture[
     for line in rows:
         assert line.split("│")[1].strip() == "NS calls" or line in readme, line
     assert "SFN L1 skipped:" in readme
+
+
+def test_progress_display_does_not_disturb_output(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a progress display forced on, run and compare print the same results."""
+    from psaspm import cli
+
+    monkeypatch.setattr(cli, "_progress_wanted", lambda args: True)
+    monkeypatch.setattr(cli._Progress, "DELAY", 0.0)
+    assert main(["run", STATELESS, "--ns", STATELESS_APP, "--backend", "sfn"]) == 0
+    assert "CRC-32" in capsys.readouterr().out
+    assert main(["compare", STATELESS, "--ns", STATELESS_APP, "--repeat", "30"]) == 0
+    assert "SFN interface" in capsys.readouterr().out
