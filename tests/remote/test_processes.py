@@ -1,0 +1,169 @@
+"""psaspm serve with real client processes: many at once, one killed mid-call,
+and the ``psaspm serve`` command's life cycle (signals, socket file)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from psaspm import remote
+from psaspm.psa import PSA_SUCCESS
+
+from .conftest import ECHO_SID, RELEASE, SERVICES, ServeFn
+from .test_serve import STATELESS, probe, wait_for
+
+WORKER = Path(__file__).with_name("worker.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.stress
+@pytest.mark.timeout(120)
+def test_32_processes_x_1000_calls(serve: ServeFn) -> None:
+    server = serve(slots=16, max_connections=96)
+    clients, calls = 32, 1000
+    started = time.monotonic()
+    workers = [spawn(str(server.address), "echo", str(calls)) for _ in range(clients)]
+    summaries = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=100)
+        assert worker.returncode == 0, err[-2000:]
+        summaries.append(json.loads(out))
+    elapsed = time.monotonic() - started
+    assert all(s["bad"] == 0 and s["calls"] == calls for s in summaries)
+    assert len({s["client_id"] for s in summaries}) == clients
+    with remote.connect(str(server.address)) as watcher:
+        seen = probe(watcher)
+        stats = watcher.stats()
+    # Every call reached the service exactly once and was answered exactly once.
+    assert seen["calls"] == clients * calls
+    assert len(seen["connects"]) == len(seen["disconnects"]) == 2 * clients
+    # Each worker: 2 connects + N calls + 2 closes; plus the watcher's probe.
+    assert stats["requests"] == stats["replies"] == clients * (calls + 4) + 1
+    assert stats["discarded"] == 0 and stats["protocol_errors"] == 0
+    assert stats["slots_in_use"] == 0 and stats["spm"]["connections_in_use"] == 0
+    print(f"\n{clients} x {calls} calls in {elapsed:.1f} s")
+
+
+@pytest.mark.timeout(60)
+def test_client_killed_mid_call(serve: ServeFn) -> None:
+    server = serve(slots=8)
+    address = str(server.address)
+    watcher = remote.connect(address)
+    bystander = remote.connect(address)
+    kept = bystander.connect(ECHO_SID, 1)
+    victim = spawn(address, "hold")
+    assert victim.stdout is not None
+    info = json.loads(victim.stdout.readline())
+    wait_for(lambda: probe(watcher)["held"] == 1)  # its call is inside the service
+    assert watcher.stats()["slots_in_use"] == 1
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    wait_for(lambda: watcher.stats()["clients"] == 2)
+    # The call it was in still holds a slot: its connection cannot close before it ends.
+    out = bytearray(4)
+    assert bystander.call(kept, 0, [b"live"], [out]) == PSA_SUCCESS and out == b"live"
+    assert probe(watcher)["disconnects"] == []
+    assert watcher.call(STATELESS, RELEASE) == 1  # the held call completes: reply discarded
+    wait_for(lambda: probe(watcher)["disconnects"] == [info["client_id"]])
+    wait_for(lambda: watcher.stats()["sessions"] == 2)
+    stats = watcher.stats()
+    assert stats["discarded"] == 1
+    assert stats["slots_in_use"] == 0 and stats["queued"] == 0
+    assert stats["open_handles"] == 1  # the bystander's
+    assert stats["spm"]["connections_in_use"] == 1
+    assert bystander.call(kept, 0, [b"more"], [out]) == PSA_SUCCESS and out == b"more"
+    bystander.close(kept)
+    bystander.disconnect()
+    wait_for(lambda: watcher.stats()["spm"]["connections_in_use"] == 0)
+    watcher.disconnect()
+
+
+def serve_command(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "psaspm", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_serve_command_runs_and_stops_gracefully(sockdir: Path, stop: signal.Signals) -> None:
+    path = sockdir / "cli.sock"
+    server = serve_command(str(SERVICES), "--isolation", "2", "--listen", f"unix:{path}")
+    assert server.stdout is not None
+    try:
+        line = server.stdout.readline()
+        assert "serving TFM_NS_MAILBOX_AGENT" in line, server.stderr.read() if server.stderr else ""
+        assert (path.stat().st_mode & 0o777) == 0o600
+        client = remote.connect(f"unix:{path}")
+        handle = client.connect(ECHO_SID, 1)
+        out = bytearray(2)
+        assert client.call(handle, 0, [b"hi"], [out]) == PSA_SUCCESS and out == b"hi"
+        server.send_signal(stop)
+        assert server.wait(20) == 0
+        assert not path.exists()
+        with pytest.raises(remote.RemoteError):
+            client.call(handle, 0)
+        client.disconnect()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+@pytest.mark.timeout(60)
+def test_serve_command_over_tcp_loopback() -> None:
+    server = serve_command(str(SERVICES), "--listen", "tcp:127.0.0.1:0")
+    assert server.stdout is not None
+    try:
+        line = server.stdout.readline()
+        address = line.rsplit(" on ", 1)[1].strip()
+        assert address.startswith("tcp:127.0.0.1:")
+        with remote.connect(address) as client:
+            out = bytearray(3)
+            assert client.call(STATELESS, 0, [b"tcp"], [out]) == PSA_SUCCESS and out == b"tcp"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--backend", "sfn", "--listen", "unix:/tmp/x.sock"], "needs the IPC backend"),
+        (["--listen", "tcp:10.1.2.3:5000"], "--allow-remote"),
+        (["--listen", "tcp:nonsense"], "expected tcp:HOST:PORT"),
+    ],
+)
+def test_serve_command_errors(args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "psaspm", "serve", str(SERVICES), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

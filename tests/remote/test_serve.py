@@ -1,0 +1,315 @@
+"""psaspm serve and psaspm.remote: the NS client API across processes, isolation
+between clients, disconnects, panics and protocol errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import psaspm
+from psaspm import remote
+from psaspm.mailbox import protocol as proto
+from psaspm.mailbox.server import Server
+from psaspm.psa import (
+    PSA_ERROR_PROGRAMMER_ERROR,
+    PSA_FRAMEWORK_VERSION,
+    PSA_SUCCESS,
+)
+
+from .conftest import (
+    ECHO,
+    ECHO_SID,
+    HOLD,
+    PANIC,
+    RELEASE,
+    SECRET_SID,
+    SERVICES,
+    STATELESS_SID,
+    ServeFn,
+)
+
+STATELESS = 0x40000100  # REMOTE_ECHO_STATELESS's handle (version 1, index 0)
+PROBE = 0x40000101
+
+
+def addr(server: Server) -> str:
+    return str(server.address)
+
+
+def probe(client: remote.RemoteClient) -> dict[str, Any]:
+    out = bytearray(4096)
+    assert client.call(PROBE, 0, (), [out]) == PSA_SUCCESS
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.01)
+
+
+def session(client: remote.RemoteClient) -> list[Any]:
+    """The same script as a local NS client would run: every result."""
+    results: list[Any] = [client.framework_version(), client.version(ECHO_SID)]
+    results.append(client.version(SECRET_SID))
+    results.append(client.version(0x12345))
+    handle = client.connect(ECHO_SID, 1)
+    results.append(handle > 0)
+    out = bytearray(16)
+    results += [client.call(handle, ECHO, [b"ab", bytearray(b"cd")], [out]), bytes(out)]
+    out = bytearray(2)
+    results += [client.call(handle, ECHO, [b"toolong"], [out]), bytes(out)]
+    out = bytearray(8)
+    results += [client.call(STATELESS, ECHO, [b"sl"], [out]), bytes(out)]
+    results.append(client.call(handle, -1))
+    results.append(client.call(handle, 0, [b""] * 3, [bytearray(1)] * 2))
+    results.append(client.call(handle, 0, [], [b"not a bytearray"]))  # type: ignore[list-item]
+    results.append(client.call(0x7777, 0))
+    results.append(client.connect(SECRET_SID, 1))
+    results.append(client.connect(ECHO_SID, 2))
+    results.append(client.connect(STATELESS_SID, 1))
+    results.append(client.connect(0x12345, 1))
+    client.close(handle)
+    client.close(handle)  # invalid now: silent
+    client.close(0)
+    results.append(client.call(handle, 0))
+    return results
+
+
+def test_remote_client_matches_a_local_ns_client(serve: ServeFn) -> None:
+    server = serve()
+    with remote.connect(addr(server)) as client:
+        got = session(client)
+    local = psaspm.load(SERVICES)
+    local.boot()
+    assert got == session(local.ns_client())  # type: ignore[arg-type]
+    assert got[0] == PSA_FRAMEWORK_VERSION
+    assert got[2] == 0 and got[-1] == PSA_ERROR_PROGRAMMER_ERROR
+
+
+def test_client_ids_come_from_the_agent_range(serve: ServeFn) -> None:
+    server = serve()
+    a, b = remote.connect(addr(server)), remote.connect(addr(server))
+    # TF-M's translation: limit + 1 + ns_id, with ns_id -1, -2, ... per connection.
+    assert {a.client_id, b.client_id} == {-0x04000000, -0x04000001}
+    handle = a.connect(ECHO_SID, 1)
+    assert a.call(handle, 0, [b"x"], [bytearray(1)]) == PSA_SUCCESS
+    assert probe(b)["callers"][-1] == a.client_id
+    a.disconnect()
+    b.disconnect()
+
+
+def test_a_handle_belongs_to_its_client(serve: ServeFn) -> None:
+    server = serve()
+    owner, other = remote.connect(addr(server)), remote.connect(addr(server))
+    handle = owner.connect(ECHO_SID, 1)
+    calls = probe(owner)["calls"]
+    out = bytearray(4)
+    assert other.call(handle, 0, [b"steal"], [out]) == PSA_ERROR_PROGRAMMER_ERROR
+    assert out == bytearray(4)
+    other.close(handle)  # refused silently: the connection stays open
+    assert probe(owner)["calls"] == calls  # nothing reached the echo service
+    assert probe(owner)["disconnects"] == []
+    assert owner.call(handle, 0, [b"mine"], [out]) == PSA_SUCCESS and out == b"mine"
+    owner.disconnect()
+    other.disconnect()
+
+
+def test_disconnect_closes_the_clients_connections(serve: ServeFn) -> None:
+    server = serve()
+    watcher = remote.connect(addr(server))
+    client = remote.connect(addr(server))
+    handles = [client.connect(ECHO_SID, 1) for _ in range(3)]
+    assert all(h > 0 for h in handles)
+    assert watcher.stats()["open_handles"] == 3
+    client.disconnect()
+    wait_for(lambda: len(probe(watcher)["disconnects"]) == 3)
+    assert set(probe(watcher)["disconnects"]) == {client.client_id}
+    stats = watcher.stats()
+    assert stats["sessions"] == 1 and stats["open_handles"] == 0
+    assert stats["spm"]["connections_in_use"] == 0
+    watcher.disconnect()
+
+
+def test_calls_in_flight_up_to_the_slots_then_backpressure(serve: ServeFn) -> None:
+    server = serve(slots=4)
+
+    async def main() -> list[bool]:
+        client = await remote.connect_async(addr(server))
+        assert client.slots == 4
+
+        async def one(i: int) -> bool:
+            out = bytearray(16)
+            status = await client.call(STATELESS, 0, [b"%d" % i], [out])
+            return status == PSA_SUCCESS and out == b"%d" % i
+
+        # 200 calls at once: at most 4 are in flight, the rest wait; none is lost.
+        results = await asyncio.gather(*(one(i) for i in range(200)))
+        stats = await client.stats()
+        await client.disconnect()
+        assert stats["replies"] == 200 and stats["discarded"] == 0
+        return results
+
+    assert all(asyncio.run(main()))
+
+
+def test_secure_panic_is_reported_to_every_client(serve: ServeFn) -> None:
+    server = serve()
+    a, b = remote.connect(addr(server)), remote.connect(addr(server))
+    handle = a.connect(ECHO_SID, 1)
+    with pytest.raises(psaspm.Panic) as info:
+        a.call(handle, PANIC)
+    assert info.value.record.partition == "TFM_SP_REMOTE_ECHO"
+    assert info.value.record.api == "psa_panic"
+    wait_for(lambda: b.panic is not None)
+    assert b.panic is not None and b.panic.api == "psa_panic"
+    with pytest.raises(psaspm.Panic):
+        b.call(STATELESS, 0, [b"x"], [bytearray(1)])
+    stats = b.stats()  # the server stays up to report its state
+    assert stats["state"] == "panicked" and stats["panic"]["api"] == "psa_panic"
+    a.disconnect()
+    b.disconnect()
+
+
+def test_restart_on_panic(serve: ServeFn) -> None:
+    server = serve(restart_on_panic=True)
+    a = remote.connect(addr(server))
+    handle = a.connect(ECHO_SID, 1)
+    with pytest.raises(psaspm.Panic):
+        a.call(handle, PANIC)
+    out = bytearray(2)
+    assert a.call(STATELESS, 0, [b"ok"], [out]) == PSA_SUCCESS and out == b"ok"
+    assert a.call(handle, 0) == PSA_ERROR_PROGRAMMER_ERROR  # that boot's handles are gone
+    stats = a.stats()
+    assert stats["state"] == "running" and stats["restarts"] == 1
+    a.disconnect()
+
+
+# ------------------------------------------------------------------ raw protocol
+class Raw:
+    """A hand-driven connection, for frames the client library would never send."""
+
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(10)
+        self.sock.connect(path)
+        self.decoder = proto.FrameDecoder()
+        self.frames: list[proto.Reply] = []
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def recv(self) -> proto.Reply:
+        while not self.frames:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError
+            self.frames += [proto.decode_reply(f) for f in self.decoder.feed(data)]
+        return self.frames.pop(0)
+
+    def closed(self) -> bool:
+        try:
+            while True:
+                if not self.sock.recv(65536):
+                    return True
+        except OSError:
+            return True
+
+
+def test_protocol_errors_leave_the_server_and_other_clients_alone(serve: ServeFn) -> None:
+    server = serve()
+    bystander = remote.connect(addr(server))
+    raw = Raw(server.address.path)
+    raw.send(proto.encode_stats(5))
+    reply = raw.recv()
+    assert isinstance(reply, proto.ErrorFrame) and reply.code == proto.ErrorCode.OUT_OF_ORDER
+    assert reply.seq == 5 and not reply.fatal
+    raw.send(proto.encode_hello(1))
+    assert isinstance(raw.recv(), proto.Welcome)
+    bad = [
+        (proto.frame(proto.Kind.VERSION, 7, b"\x01"), proto.ErrorCode.MALFORMED),
+        (proto.frame(0x42, 8), proto.ErrorCode.UNKNOWN_KIND),
+        (proto.encode_hello(9), proto.ErrorCode.OUT_OF_ORDER),
+        (proto.frame(proto.Kind.STATS, 10, version=2), proto.ErrorCode.UNSUPPORTED_VERSION),
+        (
+            proto.frame(proto.Kind.CALL, 11, struct.pack("<iiBBH", 1, 0, 9, 0, 0)),
+            proto.ErrorCode.LIMIT,
+        ),
+    ]
+    for data, code in bad:
+        raw.send(data)
+        reply = raw.recv()
+        assert isinstance(reply, proto.ErrorFrame) and (reply.code, reply.fatal) == (code, False)
+    # The stream is still in sync: a good request works.
+    raw.send(proto.encode_call(12, STATELESS, 0, [b"fine"], [4]))
+    assert raw.recv() == proto.Result(12, PSA_SUCCESS, (b"fine",))
+    # A length prefix out of range: fatal, then the connection closes.
+    raw.send(struct.pack("<I", proto.MAX_FRAME + 1) + b"junk")
+    reply = raw.recv()
+    assert isinstance(reply, proto.ErrorFrame) and reply.fatal
+    assert reply.code == proto.ErrorCode.OVERSIZED
+    assert raw.closed()
+    # A stream cut inside a frame.
+    cut = Raw(server.address.path)
+    cut.send(proto.encode_hello(1) + proto.encode_stats(2)[:5])
+    assert isinstance(cut.recv(), proto.Welcome)
+    cut.sock.shutdown(socket.SHUT_WR)
+    reply = cut.recv()
+    assert isinstance(reply, proto.ErrorFrame) and reply.code == proto.ErrorCode.TRUNCATED
+    out = bytearray(3)
+    assert bystander.call(STATELESS, 0, [b"yes"], [out]) == PSA_SUCCESS and out == b"yes"
+    assert bystander.stats()["protocol_errors"] == 8
+    bystander.disconnect()
+
+
+def test_duplicate_request_numbers_are_refused(serve: ServeFn) -> None:
+    server = serve()
+    watcher = remote.connect(addr(server))
+    raw = Raw(server.address.path)
+    raw.send(proto.encode_hello(1))
+    assert isinstance(raw.recv(), proto.Welcome)
+    handle = watcher.connect(ECHO_SID, 1)
+    assert handle > 0
+    raw.send(proto.encode_call(3, STATELESS, HOLD, [], []) + proto.encode_call(3, 1, 0, [], []))
+    reply = raw.recv()
+    assert isinstance(reply, proto.ErrorFrame) and reply.code == proto.ErrorCode.OUT_OF_ORDER
+    assert watcher.call(STATELESS, RELEASE) == 1
+    assert raw.recv() == proto.Result(3, PSA_SUCCESS, ())
+    watcher.disconnect()
+
+
+def test_sfn_backend_is_refused(serve: ServeFn) -> None:
+    with pytest.raises(psaspm.ConfigError, match="IPC backend"):
+        serve(backend="sfn")
+
+
+def test_tfm_manifest_list_with_its_own_mailbox_agent(serve: ServeFn, shared_dir: Path) -> None:
+    tfm_list = shared_dir / "tfm-manifests/trusted-firmware-m/tools/tfm_manifest_list.yaml"
+    flags = [
+        "PROTECTED_STORAGE",
+        "INTERNAL_TRUSTED_STORAGE",
+        "CRYPTO",
+        "PLATFORM",
+        "INITIAL_ATTESTATION",
+        "FIRMWARE_UPDATE",
+    ]
+    config = {f"TFM_PARTITION_{flag}": 0 for flag in flags}
+    config["TFM_PARTITION_NS_AGENT_MAILBOX"] = 1
+    for isolation in (1, 2, 3):
+        server = serve(sources=[tfm_list, SERVICES], config=config, isolation=isolation)
+        assert server.served.agent == "TFM_NS_MAILBOX_AGENT"
+        assert server.served.system.manifest.partitions[0].pid == 262  # TF-M's list says so
+        with remote.connect(addr(server)) as client:
+            out = bytearray(5)
+            assert client.call(STATELESS, 0, [b"hello"], [out]) == PSA_SUCCESS
+            assert out == b"hello"
