@@ -313,3 +313,27 @@ def test_tfm_manifest_list_with_its_own_mailbox_agent(serve: ServeFn, shared_dir
             out = bytearray(5)
             assert client.call(STATELESS, 0, [b"hello"], [out]) == PSA_SUCCESS
             assert out == b"hello"
+
+
+def test_shutdown_finishes_calls_in_flight_then_closes(serve: ServeFn) -> None:
+    server = serve()
+    path = Path(server.address.path)
+    client = remote.connect(addr(server))
+    handle = client.connect(ECHO_SID, 1)
+    raw = Raw(server.address.path)
+    raw.send(proto.encode_hello(1))
+    assert isinstance(raw.recv(), proto.Welcome)
+    raw.send(proto.encode_call(2, handle, HOLD, [], []))  # refused: not raw's handle
+    assert raw.recv() == proto.Result(2, PSA_ERROR_PROGRAMMER_ERROR, ())
+    raw.send(proto.encode_call(3, STATELESS, HOLD, [], []))  # held until the timeout
+    wait_for(lambda: probe(client)["held"] == 1)
+    started = time.monotonic()
+    server.stop(timeout=0.5)
+    assert 0.4 < time.monotonic() - started < 5
+    reply = raw.recv()
+    assert isinstance(reply, proto.ErrorFrame) and reply.code == proto.ErrorCode.SHUTDOWN
+    assert reply.fatal and raw.closed()
+    assert not path.exists()
+    with pytest.raises(remote.RemoteError):
+        client.call(handle, 0)
+    client.disconnect()

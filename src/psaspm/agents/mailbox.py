@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 import types
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,15 +206,12 @@ def _dispatch(mailbox: Mailbox, index: int, slot: Slot, base: int, limit: int) -
     if client_id is None:
         mailbox.reply(index, PSA_ERROR_INVALID_ARGUMENT)
         return
-    status: int
-    call: Callable[..., int]
     if op is Op.CONNECT:
         sid, version = slot.args
         status = agent_psa_connect(sid, version, client_id, index)
     elif op is Op.CALL:
         handle, type_, in_vecs = slot.args
-        call = agent_psa_call
-        status = call(handle, type_, in_vecs, slot.outs, client_id, index)
+        status = agent_psa_call(handle, type_, in_vecs, slot.outs, client_id, index)
     else:
         status = agent_psa_close(slot.args[0], client_id, index)
     if status != PSA_SUCCESS:
