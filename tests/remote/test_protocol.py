@@ -213,7 +213,7 @@ def test_atheris_fuzzer() -> None:
     """libFuzzer (coverage-guided) over the same property, for a bounded time."""
     pytest.importorskip("atheris")
     result = subprocess.run(
-        [sys.executable, str(FUZZER), "-max_total_time=8", "-rss_limit_mb=1024"],
+        [sys.executable, str(FUZZER), "-max_total_time=4", "-rss_limit_mb=1024"],
         capture_output=True,
         text=True,
         timeout=50,
