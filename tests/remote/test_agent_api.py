@@ -135,3 +135,22 @@ def test_sfn_backend_refuses_the_mailbox_agent(shared_dir: Path) -> None:
     )
     with pytest.raises(psaspm.ConfigError, match="SFN backend"):
         system.boot()
+
+
+def test_plain_psa_call_from_the_agent_panics(shared_dir: Path) -> None:
+    """A mailbox NS agent calls services only through the agent API; a plain psa_call would not say for whom."""
+    from psaspm.psa import psa_connect
+
+    requests: list[tuple[Any, ...]] = []
+    replies: list[Any] = []
+    system = psaspm.load(
+        [shared_dir / TFM_LIST, ECHO],
+        config=MAILBOX_ONLY,
+        code={"TFM_NS_MAILBOX_AGENT": make_agent(requests, replies)},
+    )
+    system.boot()
+    requests.append((psa_connect, system.constants["EXAMPLE_ECHO_SID"], 1))
+    with pytest.raises(psaspm.Panic) as info:
+        system.assert_irq("MAILBOX_IRQ")
+    assert info.value.record.partition == "TFM_NS_MAILBOX_AGENT"
+    assert "agent_psa_call" in info.value.record.reason

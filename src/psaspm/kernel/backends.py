@@ -264,6 +264,14 @@ class IpcBackend:
 
     # ---- the six operations
     def messaging(self, conn: Connection) -> int:
+        client = conn.client
+        assert client is not None
+        agent = client.replied is not None
+        if agent and not self.spm.agent_acting:
+            # Stricter than TF-M, where such a call would silently go asynchronous.
+            self.spm.fault(
+                "psa_call", "a mailbox NS agent calls services through agent_psa_call/connect/close"
+            )
         svc = conn.service
         assert svc is not None
         svc.queue.append(conn)
@@ -276,9 +284,7 @@ class IpcBackend:
             self.ready |= thread.bit
             if thread.rank < self.current.rank:
                 self.attempted = True
-        client = conn.client
-        assert client is not None
-        if client.replied is not None:
+        if agent:
             # A mailbox agent's call is asynchronous: it does not block, and its reply
             # will carry the token the agent gave (TF-M's client_data).
             conn.client_data = self.spm.agent_client_data

@@ -460,8 +460,10 @@ class Spm:
             self.fault(api, f"NS client ID {client_id!r} is not a negative 32-bit integer")
         agent.ns_client_id = client_id
         self.agent_client_data = client_data
+        self.agent_acting = True
 
     agent_client_data: Any = None  # the token of the agent call being delivered
+    agent_acting = False  # an agent_* call is being delivered (a plain psa_* call is not)
 
     def agent_call(
         self,
@@ -473,20 +475,31 @@ class Spm:
         client_data: Any,
     ) -> int:
         self._acting_agent("agent_psa_call", client_id, client_data)
-        return self.client_call(handle, type, in_vecs, out_vecs)
+        try:
+            return self.client_call(handle, type, in_vecs, out_vecs)
+        finally:
+            self.agent_acting = False
 
     def agent_connect(self, sid: int, version: int, client_id: int, client_data: Any) -> int:
         self._acting_agent("agent_psa_connect", client_id, client_data)
-        return self.client_connect(sid, version)
+        try:
+            return self.client_connect(sid, version)
+        finally:
+            self.agent_acting = False
 
     def agent_close(self, handle: int, client_id: int, client_data: Any) -> int:
         """PSA_SUCCESS once a DISCONNECT is on its way (its reply comes through
         ASYNC_MSG_REPLY); a negative status if the handle is refused.  Unlike
         ``psa_close``, a null handle is refused too: no reply would ever come."""
         self._acting_agent("agent_psa_close", client_id, client_data)
-        if handle == PSA_NULL_HANDLE:
-            return self._reject(PSA_ERROR_PROGRAMMER_ERROR, "agent_psa_close of the null handle")
-        return self.client_close(handle)
+        try:
+            if handle == PSA_NULL_HANDLE:
+                return self._reject(
+                    PSA_ERROR_PROGRAMMER_ERROR, "agent_psa_close of the null handle"
+                )
+            return self.client_close(handle)
+        finally:
+            self.agent_acting = False
 
     # ---------------------------------------------------------- service API
     def partition_wait(self, signal_mask: int, timeout: int) -> int:
