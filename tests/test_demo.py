@@ -16,9 +16,14 @@ from typing import Any
 import pytest
 
 import psaspm
+from psaspm import hal
+from psaspm.platform import Timer, load_platform
 from psaspm.psa import (
+    PSA_ERROR_BAD_STATE,
     PSA_ERROR_DOES_NOT_EXIST,
+    PSA_ERROR_INVALID_ARGUMENT,
     PSA_ERROR_NOT_PERMITTED,
+    PSA_ERROR_NOT_SUPPORTED,
     PSA_ERROR_STORAGE_FAILURE,
     PSA_SUCCESS,
     psa_panic,
@@ -65,10 +70,23 @@ def _get(ns: psaspm.NsClient, handle: int, key: int, size: int = 64) -> tuple[in
 def test_ns_app_runs(system: psaspm.System, capsys: pytest.CaptureFixture[str]) -> None:
     _module("ns_app").main(system.ns_client(), system)
     out = capsys.readouterr().out
-    assert "the FLIH counted 5 ticks" in out and "handled by the SLIH" in out
+    assert "system.tick(8)" in out
+    assert "the FLIH counted 5 ticks, the SLIH handled 1 alarm" in out
     stats = system.stats
     assert stats["interrupts"] == 6  # five ticks (FLIH) and one alarm (SLIH)
     assert stats["panics"] == 0 and system.state == "running"
+
+
+def test_ns_app_repeats_on_one_system(
+    system: psaspm.System, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """psaspm compare --repeat runs main again on the same system: each run is the same."""
+    app = _module("ns_app")
+    for _ in range(3):
+        app.main(system.ns_client(), system)
+    out = capsys.readouterr().out
+    assert out.count("the FLIH counted 5 ticks, the SLIH handled 1 alarm") == 3
+    assert system.stats["interrupts"] == 18
 
 
 def test_demo_refuses_the_sfn_backend(flash: Path) -> None:
@@ -213,21 +231,100 @@ def test_boot_counter_counts_boots(system: psaspm.System) -> None:
     assert boot_count() == first + 1
 
 
+TIMER_START, TIMER_STATUS = 1, 2
+
+
+def _status(ns: psaspm.NsClient, handle: int) -> tuple[int, int]:
+    ticks, alarms = bytearray(4), bytearray(4)
+    assert ns.call(handle, TIMER_STATUS, [], [ticks, alarms]) == PSA_SUCCESS
+    return struct.unpack("<I", ticks)[0], struct.unpack("<I", alarms)[0]
+
+
+def _start(ns: psaspm.NsClient, handle: int, ticks: int, alarm: int | None = None) -> int:
+    vecs = [struct.pack("<I", ticks)] + ([struct.pack("<I", alarm)] if alarm is not None else [])
+    return ns.call(handle, TIMER_START, vecs)
+
+
 def test_timer_driver(system: psaspm.System) -> None:
+    """The driver programs the memory-mapped timers; time passes only by system.tick."""
     ns = system.ns_client()
     handle = ns.connect(system.constants["DEMO_TIMER_SID"], 1)
     assert handle > 0
+    tick_timer = system.device("TFM_PERIPHERAL_TIMER0")
+    alarm_timer = system.device("TFM_PERIPHERAL_TIMER1")
+    assert isinstance(tick_timer, Timer) and isinstance(alarm_timer, Timer)
     before = system.stats["interrupts"]
-    ticks = bytearray(4)
-    assert ns.call(handle, 1, [struct.pack("<I", 12)], [ticks]) == PSA_SUCCESS
-    assert struct.unpack("<I", ticks)[0] == 12
-    assert system.stats["interrupts"] - before == 12
-    for expected in (1, 2):
-        alarms = bytearray(4)
-        assert ns.call(handle, 2, [], [alarms]) == PSA_SUCCESS
-        assert struct.unpack("<I", alarms)[0] == expected
-    assert ns.call(handle, 1, [struct.pack("<I", 0)], [ticks]) < 0  # 1..64 ticks only
+    assert _start(ns, handle, 12, 4) == PSA_SUCCESS
+    assert (tick_timer.ctrl, tick_timer.reload) == (0x9, 1)  # enabled, interrupt enabled
+    assert (alarm_timer.ctrl, alarm_timer.reload, alarm_timer.value) == (0x9, 4, 4)
+    assert system.stats["interrupts"] == before and _status(ns, handle) == (0, 0)
+    system.tick(3)
+    assert _status(ns, handle) == (3, 0)  # one FLIH per tick; the alarm is not due yet
+    assert _start(ns, handle, 1) == PSA_ERROR_BAD_STATE  # a run is in progress
+    system.tick(1)
+    assert _status(ns, handle) == (4, 1)  # the alarm came: the SLIH stopped TIMER1
+    assert alarm_timer.ctrl == 0 and alarm_timer.status == 0
+    system.tick(20)
+    assert _status(ns, handle) == (12, 1)  # the FLIH stopped TIMER0 after 12 ticks
+    assert tick_timer.ctrl == 0 and tick_timer.status == 0
+    assert system.stats["interrupts"] - before == 13
+    # A new run without an alarm; bad counts are refused.
+    assert _start(ns, handle, 2) == PSA_SUCCESS
+    system.tick(2)
+    assert _status(ns, handle) == (2, 0)
+    for ticks in (0, 65):
+        assert _start(ns, handle, ticks) == PSA_ERROR_INVALID_ARGUMENT
+    assert _start(ns, handle, 1, 0) == PSA_ERROR_INVALID_ARGUMENT
+    assert ns.call(handle, TIMER_START, [b"\x01"]) == PSA_ERROR_INVALID_ARGUMENT
+    assert ns.call(handle, 9) == PSA_ERROR_NOT_SUPPORTED
     ns.close(handle)
+
+
+def test_closing_the_connection_stops_the_timers(system: psaspm.System) -> None:
+    ns = system.ns_client()
+    sid = system.constants["DEMO_TIMER_SID"]
+    handle = ns.connect(sid, 1)
+    assert _start(ns, handle, 10, 10) == PSA_SUCCESS
+    system.tick(2)
+    ns.close(handle)
+    interrupts = system.stats["interrupts"]
+    system.tick(20)
+    assert system.stats["interrupts"] == interrupts
+    handle = ns.connect(sid, 1)
+    assert _start(ns, handle, 1, 1) == PSA_SUCCESS  # a fresh run: nothing left pending
+    system.tick(1)
+    assert _status(ns, handle) == (1, 1)
+    ns.close(handle)
+
+
+def test_timer_driver_raises_no_lines_itself(
+    system: psaspm.System, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The interrupts come from the timer models' registers, not from hal.assert_irq."""
+
+    def forbidden(source: object) -> None:
+        raise AssertionError(f"the demo drove {source} by hand")
+
+    monkeypatch.setattr(hal, "assert_irq", forbidden)
+    monkeypatch.setattr(hal, "deassert_irq", forbidden)
+    _module("ns_app").main(system.ns_client(), system)
+    assert "the FLIH counted 5 ticks" in capsys.readouterr().out
+    assert system.stats["interrupts"] == 6 and system.state == "running"
+
+
+def test_timer_manifest_maps_its_timers() -> None:
+    """The driver's manifest lists both timers READ-WRITE, each the source of one of its IRQs."""
+    manifest = psaspm.load(DEMO_LIST).manifest
+    timer = next(p for p in manifest.partitions if p.name == "TFM_SP_DEMO_TIMER")
+    assert {(a.name, a.permission.value) for a in timer.mmio_regions} == {
+        ("TFM_PERIPHERAL_TIMER0", "READ-WRITE"),
+        ("TFM_PERIPHERAL_TIMER1", "READ-WRITE"),
+    }
+    platform = load_platform()
+    assert {platform.peripherals[str(a.name)].irq for a in timer.mmio_regions} == {
+        i.source for i in timer.irqs
+    }
+    assert "TimerDevice" not in (DEMO / "demo_timer.py").read_text(encoding="utf-8")
 
 
 def test_makefile_demo_runs_the_demo() -> None:

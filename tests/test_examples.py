@@ -35,6 +35,12 @@ def test_the_three_examples_exist() -> None:
         assert (folder / "README.md").is_file()
 
 
+@pytest.fixture(autouse=True)
+def _flash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's flash image (boot and run counters) in this test's own directory."""
+    monkeypatch.setenv("PSASPM_DEMO_FLASH", str(tmp_path / "flash" / "its.img"))
+
+
 @pytest.mark.parametrize(("folder", "backend", "isolation"), CASES)
 def test_example_runs(
     folder: Path, backend: str, isolation: int, capsys: pytest.CaptureFixture[str]
@@ -43,7 +49,10 @@ def test_example_runs(
     system = RUN.run(folder, backend, isolation)
     assert system.state == "running"
     assert system.stats["messages"] > 0
-    assert capsys.readouterr().out.strip()
+    out = capsys.readouterr().out
+    assert out.strip()
+    if folder.name == "demo":  # a fresh flash image: the first run and the first boot
+        assert "has run 1 time(s)" in out and "boot_count=1," in out
 
 
 def test_run_script_prints_stats(capsys: pytest.CaptureFixture[str]) -> None:

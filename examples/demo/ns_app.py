@@ -26,7 +26,7 @@ ITS_SET, ITS_GET, ITS_INFO, ITS_REMOVE = 1001, 1002, 1003, 1004
 CRYPTO_HASH, CRYPTO_HMAC = 1, 2
 KEY_ATTESTATION, KEY_APP = 1, 2
 ATTEST_GET_TOKEN, ATTEST_GET_TOKEN_SIZE = 1001, 1002
-TIMER_SLEEP, TIMER_ALARM = 1, 2
+TIMER_START, TIMER_STATUS = 1, 2
 
 
 def expect(ok: bool, what: str) -> None:
@@ -98,19 +98,25 @@ def attestation(ns: NsClient, handle: int) -> None:
     expect(claims["challenge"] == challenge.hex(), "the token carries the challenge")
 
 
-def timer(ns: NsClient, sid: int) -> None:
-    print("-- timer driver (TFM_SP_DEMO_TIMER, IPC, FLIH tick + SLIH alarm)")
+def timer(ns: NsClient, system: System, sid: int) -> None:
+    print("-- timer driver (TFM_SP_DEMO_TIMER, IPC, FLIH tick on TIMER0 + SLIH alarm on TIMER1)")
     handle = ns.connect(sid, 1)
     print(f"  psa_connect DEMO_TIMER -> handle {handle:#x}")
     expect(handle > 0, "connect")
-    ticks = bytearray(4)
-    status = ns.call(handle, TIMER_SLEEP, [struct.pack("<I", 5)], [ticks])
-    print(f"  sleep 5 ticks -> {status}: the FLIH counted {struct.unpack('<I', ticks)[0]} ticks")
-    expect(status == PSA_SUCCESS and struct.unpack("<I", ticks)[0] == 5, "5 ticks")
-    alarms = bytearray(4)
-    status = ns.call(handle, TIMER_ALARM, [], [alarms])
-    print(f"  alarm -> {status}: alarm #{struct.unpack('<I', alarms)[0]} handled by the SLIH")
-    expect(status == PSA_SUCCESS, "alarm")
+    ticks, alarm_after, elapsed = 5, 3, 8
+    status = ns.call(
+        handle, TIMER_START, [struct.pack("<I", ticks), struct.pack("<I", alarm_after)]
+    )
+    print(f"  start: {ticks} ticks on TIMER0, an alarm on TIMER1 after {alarm_after} -> {status}")
+    expect(status == PSA_SUCCESS, "start")
+    system.tick(elapsed)  # platform time passes: the timers count down and interrupt
+    print(f"  system.tick({elapsed}): {elapsed} ticks of platform time pass")
+    counted, alarms = bytearray(4), bytearray(4)
+    status = ns.call(handle, TIMER_STATUS, [], [counted, alarms])
+    (count,), (alarm,) = struct.unpack("<I", counted), struct.unpack("<I", alarms)
+    print(f"  status -> {status}: the FLIH counted {count} ticks, the SLIH handled {alarm} alarm")
+    expect(status == PSA_SUCCESS and count == ticks, f"the FLIH counts {ticks} ticks, then stops")
+    expect(alarm == 1, "one alarm, handled by the SLIH")
     ns.close(handle)
 
 
@@ -119,7 +125,7 @@ def main(ns: NsClient, system: System) -> None:
     storage(ns, names["DEMO_ITS_HANDLE"])
     crypto(ns, names["DEMO_CRYPTO_HANDLE"])
     attestation(ns, names["DEMO_ATTEST_HANDLE"])
-    timer(ns, names["DEMO_TIMER_SID"])
+    timer(ns, system, names["DEMO_TIMER_SID"])
     print("-- access control")
     status = ns.connect(names["DEMO_ITS_SID"], 1)
     print(f"  psa_connect to the stateless ITS service -> {status} (PSA_ERROR_PROGRAMMER_ERROR)")
