@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 import psaspm
+import psaspm.trace
 from psaspm.kernel.interfaces import _TracingInterface
 from psaspm.psa import PSA_SUCCESS, psa_msg_t, psa_panic
 from psaspm.trace import ChromeTrace
@@ -229,6 +230,126 @@ def test_trace_without_attach_still_loads(tmp_path: Path) -> None:
     system.ns_client().call(system.constants["EXAMPLE_CHECKSUM_HANDLE"], 0, [b"a"], [out])
     summary = check_trace_format(trace.to_json())
     assert {"NS", "TFM_SP_EXAMPLE_CHECKSUM"} <= set(summary["names"].values())
+
+
+class _Clock:
+    """Stands in for ``time`` in psaspm.trace: the test sets the reading."""
+
+    now = 0
+
+    @classmethod
+    def perf_counter_ns(cls) -> int:
+        return cls.now
+
+
+class _Msg:
+    """What psa_get returns: the trace keeps its handle, nothing else."""
+
+    handle = 0x41
+    payload = b"x" * 64
+
+
+# A client call served by an IPC thread, an interrupt whose signal wakes the
+# thread's next psa_wait, and a call still open when the trace ends: (time in
+# ns since the trace began, callback, arguments).  Equal times force 1 ns steps.
+_SCENARIO: list[tuple[int, str, tuple[object, ...]]] = [
+    (1000, "api_enter", ("NS", "psa_call")),
+    (1200, "message", ("NS", "SP_ECHO", 0x41, 0)),
+    (1200, "switch", ("NS", "SP_ECHO")),
+    (1500, "api_exit", ("SP_ECHO", "psa_wait", 0x10)),
+    (1600, "api_enter", ("SP_ECHO", "psa_get")),
+    (1700, "api_exit", ("SP_ECHO", "psa_get", _Msg())),
+    (1800, "api_enter", ("SP_ECHO", "psa_read")),
+    (1900, "api_exit", ("SP_ECHO", "psa_read", b"y" * 64)),
+    (2000, "api_enter", ("SP_ECHO", "psa_reply")),
+    (2100, "reply", ("SP_ECHO", "NS", 0x41, 0)),
+    (2100, "api_exit", ("SP_ECHO", "psa_reply", None)),
+    (2200, "api_enter", ("SP_ECHO", "psa_wait")),
+    (2300, "interrupt", ("TIMER0_IRQ", "SP_ECHO", "FLIH", "SP_ECHO")),
+    (2400, "switch", ("SP_ECHO", "NS")),
+    (2500, "api_exit", ("NS", "psa_call", 0)),
+    (2600, "switch", ("NS", "SP_ECHO")),
+    (2700, "api_exit", ("SP_ECHO", "psa_wait", 0x2)),
+    (2800, "api_enter", ("SP_ECHO", "psa_wait")),
+    (2900, "api_enter", ("NS", "psa_version")),
+    (3000, "api_exit", ("NS", "psa_version", 1)),
+]
+
+# What the writer produced for _SCENARIO when it built events in its callbacks
+# (before recording and export were split), its clock read as set above.
+_SCENARIO_EVENTS: list[dict[str, Any]] = [
+    {"ph": "i", "name": "NS -> SP_ECHO", "cat": "schedule", "pid": 1, "tid": 2, "ts": 1.203, "s": "t"},
+    {"ph": "X", "name": "psa_get", "cat": "psa", "pid": 1, "tid": 3, "ts": 1.6, "dur": 0.1, "args": {"handle": "0x41"}},
+    {"ph": "s", "name": "message", "cat": "flow", "pid": 1, "tid": 1, "ts": 1.2, "id": 1},
+    {"ph": "f", "name": "message", "cat": "flow", "pid": 1, "tid": 3, "ts": 1.702, "id": 1, "bp": "e"},
+    {"ph": "X", "name": "psa_read", "cat": "psa", "pid": 1, "tid": 3, "ts": 1.8, "dur": 0.1},
+    {"ph": "X", "name": "psa_reply", "cat": "psa", "pid": 1, "tid": 3, "ts": 2.0, "dur": 0.101},
+    {"ph": "X", "name": "serve call type 0", "cat": "service", "pid": 1, "tid": 3, "ts": 1.701, "dur": 0.401, "args": {"client": "NS", "status": 0}},
+    {"ph": "X", "name": "FLIH TIMER0_IRQ", "cat": "interrupt", "pid": 1, "tid": 4, "ts": 2.3, "dur": 0.1, "args": {"partition": "SP_ECHO", "preempted": "SP_ECHO"}},
+    {"ph": "i", "name": "SP_ECHO -> NS", "cat": "schedule", "pid": 1, "tid": 2, "ts": 2.401, "s": "t"},
+    {"ph": "s", "name": "reply", "cat": "flow", "pid": 1, "tid": 3, "ts": 2.1, "id": 2},
+    {"ph": "f", "name": "reply", "cat": "flow", "pid": 1, "tid": 1, "ts": 2.5, "id": 2, "bp": "e"},
+    {"ph": "X", "name": "psa_call", "cat": "psa", "pid": 1, "tid": 1, "ts": 1.0, "dur": 1.501, "args": {"status": 0}},
+    {"ph": "i", "name": "NS -> SP_ECHO", "cat": "schedule", "pid": 1, "tid": 2, "ts": 2.6, "s": "t"},
+    {"ph": "s", "name": "interrupt", "cat": "flow", "pid": 1, "tid": 4, "ts": 2.301, "id": 3},
+    {"ph": "f", "name": "interrupt", "cat": "flow", "pid": 1, "tid": 3, "ts": 2.7, "id": 3, "bp": "e"},
+    {"ph": "X", "name": "psa_wait", "cat": "psa", "pid": 1, "tid": 3, "ts": 2.2, "dur": 0.501, "args": {"signals": "0x2"}},
+    {"ph": "X", "name": "psa_version", "cat": "psa", "pid": 1, "tid": 1, "ts": 2.9, "dur": 0.1, "args": {"result": 1}},
+    {"ph": "X", "name": "psa_wait", "cat": "psa", "pid": 1, "tid": 3, "ts": 2.8, "dur": 0.3, "args": {"unfinished": "end of trace"}},
+]  # fmt: skip
+
+
+def test_recorded_callbacks_export_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Callbacks only record; the export builds the very events the live writer built."""
+    monkeypatch.setattr(psaspm.trace, "time", _Clock)
+    _Clock.now = 0
+    trace = ChromeTrace("scenario")
+    trace.irq_signals["TIMER0_IRQ"] = 0x2
+    for at, callback, args in _SCENARIO:
+        _Clock.now = at
+        getattr(trace, callback)(*args)
+    assert len(trace.events) == len(_SCENARIO)  # one record per callback, nothing built
+    _Clock.now = 3100
+    data = trace.to_json()
+    check_trace_format(data)
+    meta = [(e["name"], e["tid"], e["args"]) for e in data["traceEvents"] if e["ph"] == "M"]
+    assert meta == [
+        ("process_name", 0, {"name": "scenario"}),
+        ("thread_name", 1, {"name": "NS"}),
+        ("thread_sort_index", 1, {"sort_index": 0}),
+        ("thread_name", 2, {"name": "SPM"}),
+        ("thread_sort_index", 2, {"sort_index": 1000}),
+        ("thread_name", 3, {"name": "SP_ECHO"}),
+        ("thread_sort_index", 3, {"sort_index": 113}),
+        ("thread_name", 4, {"name": "IRQ TIMER0_IRQ"}),
+        ("thread_sort_index", 4, {"sort_index": 2004}),
+    ]
+    assert [e for e in data["traceEvents"] if e["ph"] != "M"] == _SCENARIO_EVENTS
+    # Writing again exports the same run again: the open slice ended at the first export.
+    _Clock.now = 3200
+    again = trace.to_json()
+    assert again["traceEvents"] == data["traceEvents"]
+
+
+def test_callbacks_keep_only_names_and_ints() -> None:
+    """A traced call keeps no psa_read bytes, no psa_msg_t: small tuples only."""
+    trace = ChromeTrace()
+    system = psaspm.load(STATELESS, backend="ipc", isolation=1, tracer=trace)
+    trace.attach(system)
+    system.boot()
+    before = len(trace.events)
+    out = bytearray(4)
+    system.ns_client().call(system.constants["EXAMPLE_CHECKSUM_HANDLE"], 0, [b"abc"], [out])
+    records = trace.events[before:]
+    assert len(records) >= 10
+    for record in records:
+        assert isinstance(record, tuple) and isinstance(record[0], int) and record[0] >= 0
+        assert isinstance(record[-1], int)  # the one clock reading
+        for item in record[1:-1]:
+            assert item is None or type(item) in (str, int, object), record
+    handles = [r[3] for r in records if r[2] == "psa_get" and len(r) == 5]
+    assert handles and all(type(h) is int for h in handles)
+    check_trace_format(trace.to_json())
 
 
 PAGE = """<!doctype html>

@@ -26,15 +26,25 @@ What the file holds (one process, one track per thread):
   signal (when :meth:`ChromeTrace.attach` told the trace the signals).
 
 Timestamps are wall-clock microseconds since the trace was made, made strictly
-increasing so that every flow end lies inside the slice it binds to.  Events
-are kept in memory and written at the end; a system without a tracer pays
-nothing for any of this (the kernel tests ``tracer is not None``).
+increasing so that every flow end lies inside the slice it binds to.  A system
+without a tracer pays nothing for any of this (the kernel tests
+``tracer is not None``).
+
+Recording and export are apart, so that a traced run stays close to an
+untraced one: each callback only appends one small tuple to
+:attr:`ChromeTrace.events` (what happened, the names and ints it was given,
+one ``perf_counter_ns`` reading) and builds nothing.  :meth:`~ChromeTrace.to_json`
+and :meth:`~ChromeTrace.write` replay those records into tracks, slices, flows
+and Chrome event dicts (:class:`_Export`).  Every timestamp the export needs
+within one callback is derived from that callback's one reading, kept strictly
+increasing by nanosecond steps.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,6 +55,19 @@ _SORT_NS = 0
 _SORT_PARTITIONS = 10
 _SORT_SPM = 1000
 _SORT_IRQ = 2000
+
+# Record kinds: the first item of each tuple in ``ChromeTrace.events``.
+_ENTER = 0  # (kind, thread, api, ns)
+_EXIT = 1  # (kind, thread, api, int result, ns): the API returned an int (or bool)
+_EXIT_OBJ = 2  # (kind, thread, api, handle or _NO_HANDLE, ns): it returned something else
+_SWITCH = 3  # (kind, from_thread, to_thread, ns)
+_MESSAGE = 4  # (kind, client, service, handle, type, ns)
+_REPLY = 5  # (kind, service, client, handle, status, ns)
+_INTERRUPT = 6  # (kind, source, partition, handling, where, signal or None, ns)
+_PANIC = 7  # (kind, partition, api, reason, ns)
+_END = 8  # (kind, ns): to_json() ended every open slice here
+
+_NO_HANDLE = object()  # an API result without a ``handle`` attribute
 
 
 class _System(Protocol):
@@ -59,6 +82,107 @@ class _System(Protocol):
     def layout(self) -> dict[str, Any]: ...
 
 
+class ChromeTrace:
+    """A ``Tracer`` that records a run as Chrome trace-event JSON.
+
+    ``events`` holds the raw records, one tuple of names, ints and a clock
+    reading per callback, in order (clearing it forgets what was recorded so
+    far; what :meth:`attach` learnt stays); the Chrome events are built from
+    them by :meth:`to_json`/:meth:`write`.
+    """
+
+    def __init__(self, process_name: str = "psaspm") -> None:
+        self.process_name = process_name
+        self.events: list[tuple[Any, ...]] = []
+        self.irq_signals: dict[str, int] = {}  # interrupt source -> its signal
+        self._t0 = time.perf_counter_ns()
+        self._tracks: list[tuple[str, int | None]] = []  # from attach(): name, sort index
+        self._recorders()
+
+    # ------------------------------------------------------------ set-up
+    def attach(self, system: _System) -> None:
+        """Name the process after ``system``'s configuration; order tracks; learn IRQ signals."""
+        self.process_name = (
+            f"psaspm: backend {system.backend_name}, isolation {system.isolation} "
+            f"({system.interface} interface)"
+        )
+        self._tracks.append(("NS", None))
+        layout = system.layout()
+        for index, part in enumerate(
+            sorted(layout["partitions"], key=lambda p: (p["load_order"], p["pid"]))
+        ):
+            self._tracks.append((part["name"], _SORT_PARTITIONS + index))
+            for irq in part["irqs"]:
+                self.irq_signals[str(irq["source"])] = int(irq["signal"])
+
+    # ------------------------------------------------------------ Tracer protocol
+    # The callbacks are closures made in __init__ (no attribute lookups per
+    # call): each appends one tuple and reads the clock once; nothing else.
+    api_enter: Callable[[str, str], None]
+    api_exit: Callable[[str, str, object], None]
+    switch: Callable[[str, str], None]
+    message: Callable[[str, str, int, int], None]
+    reply: Callable[[str, str, int, int], None]
+    interrupt: Callable[[str, str, str, str], None]
+    panic: Callable[[str, str, str], None]
+
+    def _recorders(self) -> None:
+        append = self.events.append  # ``events`` is cleared, never replaced
+        clock = time.perf_counter_ns
+
+        def api_enter(thread: str, api: str) -> None:
+            append((_ENTER, thread, api, clock()))
+
+        def api_exit(thread: str, api: str, result: object) -> None:
+            # Ints (statuses, signals, sizes) as they are; of anything else only
+            # its handle (psa_get's psa_msg_t): a psa_read's bytes are not kept.
+            if isinstance(result, int):
+                append((_EXIT, thread, api, result, clock()))
+            else:
+                append((_EXIT_OBJ, thread, api, getattr(result, "handle", _NO_HANDLE), clock()))
+
+        def switch(from_thread: str, to_thread: str) -> None:
+            append((_SWITCH, from_thread, to_thread, clock()))
+
+        def message(client: str, service: str, handle: int, type: int) -> None:
+            append((_MESSAGE, client, service, handle, type, clock()))
+
+        def reply(service: str, client: str, handle: int, status: int) -> None:
+            append((_REPLY, service, client, handle, status, clock()))
+
+        def interrupt(source: str, partition: str, handling: str, where: str) -> None:
+            signal = self.irq_signals.get(source)  # as known now (rare: looked up)
+            append((_INTERRUPT, source, partition, handling, where, signal, clock()))
+
+        def panic(partition: str, api: str, reason: str) -> None:
+            append((_PANIC, partition, api, reason, clock()))
+
+        self.api_enter = api_enter
+        self.api_exit = api_exit
+        self.switch = switch
+        self.message = message
+        self.reply = reply
+        self.interrupt = interrupt
+        self.panic = panic
+
+    # ------------------------------------------------------------ output
+    def to_json(self) -> dict[str, Any]:
+        """The trace as a JSON-serialisable dict (the JSON Object Format).
+
+        Slices still open end here, marked ``"unfinished": "end of trace"``.
+        """
+        self.events.append((_END, time.perf_counter_ns()))
+        export = _Export(self._t0, self._tracks)
+        export.replay(self.events)
+        return export.to_json(self.process_name)
+
+    def write(self, path: str | Path) -> None:
+        """Write the trace file (open it in https://ui.perfetto.dev or chrome://tracing)."""
+        data = self.to_json()
+        Path(path).write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------- export
 class _Slice:
     __slots__ = ("args", "cat", "name", "start", "track")
 
@@ -97,13 +221,17 @@ def _us(ns: int) -> float:
     return ns / 1000
 
 
-class ChromeTrace:
-    """A ``Tracer`` that records a run as Chrome trace-event JSON."""
+class _Export:
+    """Replays recorded callbacks into Chrome events: tracks, slices, flows.
 
-    def __init__(self, process_name: str = "psaspm") -> None:
-        self.process_name = process_name
+    Each record's handler works as if the callback had run then: its clock
+    reads (:meth:`_now`) all start from the record's one reading.
+    """
+
+    def __init__(self, t0: int, tracks: list[tuple[str, int | None]]) -> None:
         self.events: list[dict[str, Any]] = []
-        self._t0 = time.perf_counter_ns()
+        self._t0 = t0
+        self._at = 0  # the current record's reading, relative to t0
         self._last = 0
         self._tids: dict[str, int] = {}
         self._sort: dict[str, int] = {}
@@ -114,28 +242,40 @@ class ChromeTrace:
         self._closing: dict[str, list[_Slice]] = {}  # thread -> service slices to end
         self._irq: _Slice | None = None  # the interrupt slice ending at the next event
         self._wakes: dict[str, list[tuple[int, str, int]]] = {}  # partition -> signal, track, at
-        self.irq_signals: dict[str, int] = {}  # interrupt source -> its signal
+        for name, sort in tracks:
+            self._track(name, sort)
 
-    # ------------------------------------------------------------ set-up
-    def attach(self, system: _System) -> None:
-        """Name the process after ``system``'s configuration; order tracks; learn IRQ signals."""
-        self.process_name = (
-            f"psaspm: backend {system.backend_name}, isolation {system.isolation} "
-            f"({system.interface} interface)"
-        )
-        self._track("NS")
-        layout = system.layout()
-        for index, part in enumerate(
-            sorted(layout["partitions"], key=lambda p: (p["load_order"], p["pid"]))
-        ):
-            self._track(part["name"], _SORT_PARTITIONS + index)
-            for irq in part["irqs"]:
-                self.irq_signals[str(irq["source"])] = int(irq["signal"])
+    def replay(self, records: list[tuple[Any, ...]]) -> None:
+        t0 = self._t0
+        for record in records:
+            kind = record[0]
+            self._at = record[-1] - t0
+            if kind == _END:  # its time first: an interrupt slice still open ends after it
+                self._close_all(self._now(), "end of trace")
+                continue
+            self._settle()  # any other event ends the interrupt slice before it
+            if kind == _ENTER:
+                self._open(record[2], "psa", record[1], self._now())
+            elif kind == _EXIT:
+                self._api_exit(record[1], record[2], record[3], _NO_HANDLE)
+            elif kind == _EXIT_OBJ:
+                self._api_exit(record[1], record[2], None, record[3])
+            elif kind == _SWITCH:
+                name = f"{record[1]} -> {record[2]}"
+                self._emit("i", name, "schedule", "SPM", self._now(), s="t")
+            elif kind == _MESSAGE:
+                self._message(*record[1:5])
+            elif kind == _REPLY:
+                self._reply(*record[1:5])
+            elif kind == _INTERRUPT:
+                self._interrupt(*record[1:6])
+            elif kind == _PANIC:
+                self._panic(*record[1:4])
 
     # ------------------------------------------------------------ clock and tracks
     def _now(self) -> int:
         """Nanoseconds since the trace began, strictly increasing."""
-        now = time.perf_counter_ns() - self._t0
+        now = self._at
         if now <= self._last:
             now = self._last + 1
         self._last = now
@@ -204,19 +344,14 @@ class ChromeTrace:
         self._emit("f", name, "flow", dst[0], dst[1], id=self._flows, bp="e")
 
     def _settle(self) -> None:
-        """Any event ends the interrupt slice before it (a FLIH runs until the SPM goes on)."""
+        """End the interrupt slice before this event (a FLIH runs until the SPM goes on)."""
         irq = self._irq
         if irq is not None:
             self._irq = None
             self._pop(irq.track, irq, self._now())
 
-    # ------------------------------------------------------------ Tracer protocol
-    def api_enter(self, thread: str, api: str) -> None:
-        self._settle()
-        self._open(api, "psa", thread, self._now())
-
-    def api_exit(self, thread: str, api: str, result: object) -> None:
-        self._settle()
+    # ------------------------------------------------------------ one record each
+    def _api_exit(self, thread: str, api: str, result: int | None, handle: object) -> None:
         stack = self._stacks.get(thread)
         if not stack:
             return
@@ -226,9 +361,9 @@ class ChromeTrace:
         if api in _CLIENT_APIS:
             for track, at, _ in self._replies.pop(thread, []):
                 self._flow("reply", (track, at), (thread, self._now()))
-            if isinstance(result, int):
+            if result is not None:
                 piece.args["status"] = result
-        elif api == "psa_wait" and isinstance(result, int):
+        elif api == "psa_wait" and result is not None:
             piece.args["signals"] = f"{result:#x}"
             pending = self._wakes.get(thread)
             if pending:
@@ -239,13 +374,12 @@ class ChromeTrace:
                     else:
                         keep.append((signal, track, at))
                 self._wakes[thread] = keep
-        elif api == "psa_get" and hasattr(result, "handle"):
-            piece.args["handle"] = f"{result.handle:#x}"
-        elif isinstance(result, int) and not isinstance(result, bool):
+        elif api == "psa_get" and handle is not _NO_HANDLE:
+            piece.args["handle"] = f"{handle:#x}"
+        elif result is not None and not isinstance(result, bool):
             piece.args["result"] = result
         self._pop(thread, piece, self._now())
         if api == "psa_get":
-            handle = getattr(result, "handle", None)
             message = self._messages.get(handle) if isinstance(handle, int) else None
             if message is not None:
                 start = self._now()
@@ -257,19 +391,13 @@ class ChromeTrace:
             for serving in self._closing.pop(thread, []):
                 self._pop(thread, serving, self._now())
 
-    def switch(self, from_thread: str, to_thread: str) -> None:
-        self._settle()
-        self._emit("i", f"{from_thread} -> {to_thread}", "schedule", "SPM", self._now(), s="t")
-
-    def message(self, client: str, service: str, handle: int, type: int) -> None:
-        self._settle()
+    def _message(self, client: str, service: str, handle: int, type: int) -> None:
         message = _Message(client, service, _kind(type), self._now())
         message.sfn_start = self._now()
         message.sfn_flow_at = self._now()
         self._messages[handle] = message
 
-    def reply(self, service: str, client: str, handle: int, status: int) -> None:
-        self._settle()
+    def _reply(self, service: str, client: str, handle: int, status: int) -> None:
         message = self._messages.pop(handle, None)
         at = self._now()
         self._replies.setdefault(client, []).append((service, at, handle))
@@ -291,21 +419,20 @@ class ChromeTrace:
         self._end(piece, self._now())
         self._flow("message", (client, message.flow_at), (service, message.sfn_flow_at))
 
-    def interrupt(self, source: str, partition: str, handling: str, where: str) -> None:
-        self._settle()
+    def _interrupt(
+        self, source: str, partition: str, handling: str, where: str, signal: int | None
+    ) -> None:
         track = f"IRQ {source}"
         start = self._now()
         self._irq = self._open(
             f"{handling} {source}", "interrupt", track, start, partition=partition, preempted=where
         )
-        signal = self.irq_signals.get(source)
         if signal is not None:
             pending = [w for w in self._wakes.get(partition, []) if w[0] != signal]
             pending.append((signal, track, self._now()))
             self._wakes[partition] = pending
 
-    def panic(self, partition: str, api: str, reason: str) -> None:
-        self._settle()
+    def _panic(self, partition: str, api: str, reason: str) -> None:
         at = self._now()
         self._emit(
             "i",
@@ -318,7 +445,6 @@ class ChromeTrace:
         )
         self._close_all(at, "panic")
 
-    # ------------------------------------------------------------ output
     def _close_all(self, at: int, why: str) -> None:
         """End every open slice (the SPE halted, or the trace ends)."""
         self._settle()
@@ -330,16 +456,14 @@ class ChromeTrace:
         self._closing.clear()
         self._wakes.clear()
 
-    def to_json(self) -> dict[str, Any]:
-        """The trace as a JSON-serialisable dict (the JSON Object Format)."""
-        self._close_all(self._now(), "end of trace")
+    def to_json(self, process_name: str) -> dict[str, Any]:
         meta: list[dict[str, Any]] = [
             {
                 "ph": "M",
                 "name": "process_name",
                 "pid": _PID,
                 "tid": 0,
-                "args": {"name": self.process_name},
+                "args": {"name": process_name},
             }
         ]
         for name, tid in self._tids.items():
@@ -358,10 +482,5 @@ class ChromeTrace:
         return {
             "traceEvents": meta + self.events,
             "displayTimeUnit": "ns",
-            "otherData": {"producer": "psaspm", "process": self.process_name},
+            "otherData": {"producer": "psaspm", "process": process_name},
         }
-
-    def write(self, path: str | Path) -> None:
-        """Write the trace file (open it in https://ui.perfetto.dev or chrome://tracing)."""
-        data = self.to_json()
-        Path(path).write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
