@@ -341,7 +341,24 @@ class IpcBackend:
                 self._deadlock()
         cur = self.current
         if nxt is not cur:
-            self._switch(cur, nxt)
+            # The context switch, inline (two per IPC call).
+            spm = self.spm
+            self.current = nxt
+            spm.current = nxt.part
+            counters = spm.counters
+            if counters is not None:
+                counters.context_switches += 1
+                before = cur.part.boundary
+                after = nxt.part.boundary
+                # Equal boundaries never need a switch: skip the HAL call in the common case.
+                if before != after and boundary_need_switch(before, after):
+                    counters.boundary_switches += 1
+            if spm.tracer is not None:
+                spm.tracer.switch(cur.name, nxt.name)
+            nxt.glet.switch()
+            # Running again: whoever switched here made this thread current.
+            if self.current is not cur:
+                raise InternalError(f"{cur.name} resumed while {self.current.name} is current")
         if result == NEED_SCHEDULE:
             part = cur.part
             woken = part.waiting & part.asserted
@@ -351,25 +368,6 @@ class IpcBackend:
                 return part.replied_value
             return woken
         return result
-
-    def _switch(self, cur: Thread, nxt: Thread) -> None:
-        spm = self.spm
-        self.current = nxt
-        spm.current = nxt.part
-        counters = spm.counters
-        if counters is not None:
-            counters.context_switches += 1
-            before = cur.part.boundary
-            after = nxt.part.boundary
-            # Equal boundaries never need a switch: skip the HAL call in the common case.
-            if before != after and boundary_need_switch(before, after):
-                counters.boundary_switches += 1
-        if spm.tracer is not None:
-            spm.tracer.switch(cur.name, nxt.name)
-        nxt.glet.switch()
-        # Running again: whoever switched here made this thread current.
-        if self.current is not cur:
-            raise InternalError(f"{cur.name} resumed while {self.current.name} is current")
 
     def _deadlock(self) -> None:
         spm = self.spm

@@ -18,6 +18,7 @@ itself rejected: a status for a non-secure caller, a panic for a secure one.
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, cast
 
@@ -379,7 +380,7 @@ class _IpcInterface(_TableInterface):
 
     mode = ""  # what spm.inside says while this interface runs the SPM
     held_off = "thread"  # what interrupts pending at the SPM's exit preempt
-    counts_svc = False
+    counts_svc = False  # each entry counts one SVC
 
     def __init__(self, spm: Spm, backend: IpcBackend) -> None:
         super().__init__(spm)
@@ -393,34 +394,54 @@ class _IpcInterface(_TableInterface):
             setattr(self, API_NAMES[number], entry)
 
     def _compile(self, fn: Callable[..., Any], api: str, client: bool) -> Callable[..., Any]:
-        spm = self.spm
-        backend = self.backend
-        mode = self.mode
-        held_off = self.held_off
-        counts_svc = self.counts_svc
-
-        def entry(*args: Any) -> Any:
-            if spm.handler_mode:
-                spm.fault(api, "PSA API called from a FLIH (handler mode)")
-            if counts_svc:
-                counters = spm.counters
-                if counters is not None:
-                    counters.svc_entries += 1
-            caller = spm.current
-            spm.inside = mode
-            try:
-                result = fn(*args)
-            finally:
-                spm.inside = ""
-            if client and result < 0 and result != NEED_SCHEDULE:
-                result = spm.programmer_error(caller, api, result)
-            if spm.pending:
-                spm.take_interrupts(held_off)
-            if result == NEED_SCHEDULE or backend.attempted:
-                return backend.schedule(result)
-            return result
-
+        """The entry for one API: exactly ``fn``'s parameters (no ``*args`` packing), and
+        only the steps this API and interface need (no per-call flag tests)."""
+        params = ", ".join(inspect.signature(fn).parameters)
+        source = _ENTRY.format(
+            params=params,
+            count_svc=_COUNT_SVC if self.counts_svc else "",
+            caller="caller = spm.current" if client else "",
+            programmer_error=_PROGRAMMER_ERROR if client else "",
+        )
+        namespace: dict[str, Any] = {
+            "spm": self.spm,
+            "backend": self.backend,
+            "fn": fn,
+            "api": api,
+            "mode": self.mode,
+            "held_off": self.held_off,
+            "NEED_SCHEDULE": NEED_SCHEDULE,
+        }
+        exec(source, namespace)  # a fixed template with this API's own parameter names
+        entry: Callable[..., Any] = namespace["entry"]
         return entry
+
+
+# What an IPC entry does: enter the SPM, run the API, apply the programmer-error
+# rule (client calls), take interrupts held off, schedule (PendSV) if needed.
+_ENTRY = """
+def entry({params}):
+    if spm.handler_mode:
+        spm.fault(api, "PSA API called from a FLIH (handler mode)")
+    {count_svc}
+    {caller}
+    spm.inside = mode
+    try:
+        result = fn({params})
+    finally:
+        spm.inside = ""
+    {programmer_error}
+    if spm.pending:
+        spm.take_interrupts(held_off)
+    if result == NEED_SCHEDULE or backend.attempted:
+        return backend.schedule(result)
+    return result
+"""
+_COUNT_SVC = """counters = spm.counters
+    if counters is not None:
+        counters.svc_entries += 1"""
+_PROGRAMMER_ERROR = """if result < 0 and result != NEED_SCHEDULE:
+        result = spm.programmer_error(caller, api, result)"""
 
 
 class CrossCallInterface(_IpcInterface):

@@ -552,7 +552,7 @@ class Spm:
 
     def _message(self, api: str, msg_handle: int) -> Connection:
         """The connection behind a message handle the running partition is serving."""
-        conn = self.pool.lookup(msg_handle) if msg_handle.__class__ is int else None
+        conn = self.pool.live.get(msg_handle) if msg_handle.__class__ is int else None
         if (
             conn is None
             or conn.status is not ConnStatus.ACTIVE
