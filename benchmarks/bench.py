@@ -32,11 +32,11 @@ from typing import Any
 import yaml
 
 import psaspm
-from benchmarks.chrome_trace import ChromeTrace as StandInTrace
 from psaspm.consts import PSA_IPC_CALL, PSA_SUCCESS
 from psaspm.kernel.door import DOOR
 from psaspm.kernel.objects import ConnStatus
 from psaspm.system import System
+from psaspm.trace import ChromeTrace
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures"
@@ -491,32 +491,15 @@ def run_cases(reps: int, batch_s: float, only: set[str] | None) -> list[Case]:
             calls.append(_clearing(trace, call))
         return _rotating(calls)
 
-    # The real writer (psaspm.trace) when the installed psaspm has it; the stand-in
-    # recorder otherwise, and as a second, printed-only figure for comparison.
-    writer: Callable[[], Any] = StandInTrace
-    writer_name = "the in-memory stand-in recorder (benchmarks/chrome_trace.py)"
-    try:
-        from psaspm.trace import ChromeTrace as RealTrace
-
-        writer = RealTrace
-        writer_name = "psaspm.trace.ChromeTrace (events kept in memory)"
-    except ImportError:
-        pass
     case(
         "trace_vs_bare",
-        f"IPC level-1 echo call with the trace writer on, no counters: {writer_name}",
+        "IPC level-1 echo call with the trace writer on, no counters: "
+        "psaspm.trace.ChromeTrace (events kept in memory)",
         "the same call with no instrument installed",
         2,
-        traced(writer),
+        traced(ChromeTrace),
         bare_call,
     )
-    if writer is not StandInTrace and (only is None or "trace_vs_bare" in only):
-        a_s, b_s = measure(traced(StandInTrace), bare_call, reps, batch_s)
-        print(
-            f"info trace_standin_vs_bare  a={a_s * 1e6:10.2f} us  b={b_s * 1e6:10.2f} us  "
-            f"ratio={a_s / b_s:6.3f}  (stand-in recorder; not in results.json)",
-            flush=True,
-        )
     if only is None or "boot_vs_parse" in only:
         boot, parse, count = _boot_and_parse()
         case(
