@@ -22,6 +22,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from psaspm.errors import ConfigError, ManifestError
+from psaspm.kernel.instruments import COUNTER_NAMES
 from psaspm.manifest import layout_dict, load_system_manifest, parse_config_header
 from psaspm.manifest.config import backend_from_config, check_backend, isolation_from_config
 from psaspm.manifest.model import Partition, SystemManifest
@@ -34,15 +35,6 @@ EXIT_FAILED = 1  # the workload panicked or its script failed
 EXIT_ERROR = 2
 
 INTERFACE_NAMES = {"sfn": "SFN interface", "cross": "cross-call interface", "svc": "SVC interface"}
-COUNTER_ORDER = (
-    "psa_calls",
-    "messages",
-    "context_switches",
-    "svc_entries",
-    "boundary_switches",
-    "interrupts",
-    "panics",
-)
 COUNTER_LABELS = {
     "ns_calls": "NS calls",
     "psa_calls": "PSA calls",
@@ -254,7 +246,7 @@ def _print_run_summary(result: Any, args: argparse.Namespace) -> None:
     console.rule(f"[bold]psaspm run[/]: {head}", style="dim")
     stats = result.stats
     parts = [f"{result.ns_calls} NS calls"] + [
-        f"{COUNTER_LABELS[name]} {stats.get(name, 0)}" for name in COUNTER_ORDER
+        f"{COUNTER_LABELS[name]} {stats.get(name, 0)}" for name in COUNTER_NAMES
     ]
     parts.append(f"time {_ms(result.seconds)} (boot {_ms(result.boot_seconds)})")
     console.print(" · ".join(parts), highlight=False)
@@ -266,7 +258,7 @@ def _print_run_summary(result: Any, args: argparse.Namespace) -> None:
             "per NS call",
             "boot",
         )
-        for name in ("ns_calls", *COUNTER_ORDER):
+        for name in ("ns_calls", *COUNTER_NAMES):
             if name == "ns_calls":
                 table.add_row(COUNTER_LABELS[name], str(result.ns_calls), "", "")
                 continue
@@ -365,7 +357,7 @@ def compare_table(results: Sequence[Any]) -> Table:
         table.add_row(label, *(cell(r) if r.status != "skipped" else "skipped" for r in results))
 
     row("NS calls", lambda r: str(r.ns_calls))
-    for name in COUNTER_ORDER:
+    for name in COUNTER_NAMES:
         if name == "panics":
             row("panics (total)", lambda r: str(r.stats.get("panics", 0)))
         else:

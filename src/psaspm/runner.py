@@ -16,11 +16,8 @@ What ``psaspm run`` and ``psaspm compare`` do, without the printing:
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import inspect
 import io
-import itertools
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,21 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from psaspm.errors import ConfigError, Panic
-from psaspm.kernel.instruments import Tracer
+from psaspm.kernel.instruments import COUNTER_NAMES, Tracer
 from psaspm.manifest.model import SystemManifest
 from psaspm.manifest.values import c_int
-from psaspm.system import NsClient, System, load
+from psaspm.system import NsClient, System, import_python_file, load
 
 CONFIGURATIONS: tuple[tuple[str, int], ...] = (("sfn", 1), ("ipc", 1), ("ipc", 2), ("ipc", 3))
-COUNTERS = (
-    "psa_calls",
-    "messages",
-    "context_switches",
-    "svc_entries",
-    "boundary_switches",
-    "interrupts",
-    "panics",
-)
 
 # TF-M sizes (config_impl.h.template, idle partition load info; see docs/architecture.md).
 SFN_MIN_TOTAL_STACK = 2048  # CONFIG_TFM_TOTAL_STACK_SIZE is at least this
@@ -50,7 +38,6 @@ IPC_NS_AGENT_STACK = 1024  # CONFIG_TFM_NS_AGENT_TZ_STACK_SIZE under the IPC bac
 IPC_NS_AGENT_STACK_FIH = 1256  # ... at isolation level 1 with fault injection hardening
 IDLE_STACK = 0x100  # the idle partition's stack (IDLE_SP_STACK_SIZE)
 
-_script_ids = itertools.count(1)
 NsMain = Callable[..., Any]
 
 
@@ -172,19 +159,7 @@ def load_script(path: str | Path) -> NsMain:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such NS script")
-    name = f"psaspm_ns_script_{next(_script_ids)}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"{path}: cannot import the NS script")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    folder = str(path.resolve().parent)
-    sys.path.insert(0, folder)  # the script may import modules beside it
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(folder)
+    module = import_python_file(path, "ns_script", path.stem)
     main = getattr(module, "main", None)
     if not callable(main):
         raise ConfigError(f"{path}: an NS script needs a function main(ns) or main(ns, system)")
@@ -272,7 +247,7 @@ class RunResult:
         data = asdict(self)
         data["footprint"] = self.footprint.as_dict() if self.footprint else None
         data["per_ns_call"] = {
-            name: self.per_call(name) for name in COUNTERS if self.per_call(name) is not None
+            name: self.per_call(name) for name in COUNTER_NAMES if self.per_call(name) is not None
         }
         data["seconds_per_ns_call"] = self.seconds / self.ns_calls if self.ns_calls else None
         return data
@@ -338,7 +313,7 @@ def run_script(
     result.ns_calls = ns.calls
     after = system.stats
     result.stats = {
-        name: value - result.boot_stats.get(name, 0) if name in COUNTERS else value
+        name: value - result.boot_stats.get(name, 0) if name in COUNTER_NAMES else value
         for name, value in after.items()
     }
     return result

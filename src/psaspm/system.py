@@ -8,6 +8,7 @@ and 3.  The kernel never asks which one it runs.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
 import sys
@@ -50,6 +51,31 @@ def _boundary(part: Partition, isolation: int, arot_index: int) -> int:
     return (arot_index + 1) << 1  # level 3: each App-RoT partition alone
 
 
+def import_python_file(path: Path, kind: str, label: str) -> ModuleType:
+    """Import a Python file as a fresh module (``kind`` names it in ``sys.modules``).
+
+    The file's folder is on ``sys.path`` while it runs, so it may import modules
+    beside it.  Any failure is a ConfigError naming ``label`` and the file.
+    """
+    name = f"psaspm_{kind}_{label.lower()}_{next(_module_ids)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"{label}: cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ConfigError(f"{label}: importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+    return module
+
+
 def _import_file(path: Path, owner: str) -> ModuleType:
     """Load a partition's Python file as a fresh module (fresh state at every boot)."""
     if not path.is_file():
@@ -57,18 +83,7 @@ def _import_file(path: Path, owner: str) -> ModuleType:
             f"{owner}: no partition code: {path} does not exist "
             f"(put it beside the manifest, or pass code={{'{owner}': ...}})"
         )
-    name = f"psaspm_partition_{owner.lower()}_{next(_module_ids)}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"{owner}: cannot import partition code from {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[name]
-        raise ConfigError(f"{owner}: importing {path} failed: {type(exc).__name__}: {exc}") from exc
-    return module
+    return import_python_file(path, "partition", owner)
 
 
 def _symbol(module: ModuleType, owner: str, name: str, required: bool = True) -> Any:

@@ -9,6 +9,17 @@ from __future__ import annotations
 
 from typing import Protocol
 
+# The counters in the order reports show them.
+COUNTER_NAMES = (
+    "psa_calls",
+    "messages",
+    "context_switches",
+    "svc_entries",
+    "boundary_switches",
+    "interrupts",
+    "panics",
+)
+
 
 class Counters:
     """``system.stats``: counters since boot (contract section 8)."""
