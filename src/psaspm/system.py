@@ -374,6 +374,8 @@ class System:
         """Reboot from scratch: fresh handles, signals and partition state."""
         if self._depth:
             raise RuntimeError("reset() cannot be called from secure code")
+        if self._kernel is not None:
+            self._kernel.backend.shutdown()
         self._kernel = None
         self.panic = None
         self.state = "loaded"

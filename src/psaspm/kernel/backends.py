@@ -30,6 +30,7 @@ from psaspm.consts import (
     PSA_SUCCESS,
 )
 from psaspm.errors import ConfigError, InternalError, PanicRecord
+from psaspm.kernel.door import DOOR, NO_SYSTEM
 from psaspm.kernel.memory import boundary_need_switch
 from psaspm.kernel.objects import Connection, RepliedCall
 from psaspm.kernel.partition import PartitionRuntime
@@ -168,6 +169,9 @@ class SfnBackend:
     def enter_ns(self) -> None:
         """Nothing to record: the NS agent's thread is the only thread."""
 
+    def shutdown(self) -> None:
+        """Nothing to end: the SFN backend has no threads of its own."""
+
     def preempt(self) -> None:
         """Nothing to switch to: signals asserted by interrupts wait for psa_wait."""
 
@@ -196,6 +200,7 @@ class IpcBackend:
         spm.ns_agent.priority = NS_AGENT_PRIORITY
         self.ns = ns
         self.current = ns
+        self.dead = False  # shut down: its threads are being ended
 
     def comp_init_assuredly(self, part: PartitionRuntime) -> None:
         part.allowed = _allowed_signals(part) | PSA_DOORBELL
@@ -245,12 +250,34 @@ class IpcBackend:
                 spm.run_partition_code(part, "entry", entry)
                 spm.fault("entry", "the partition's entry function returned", part)
             except SpeHalt as halt:
-                self.ready = 0
-                self.ns.glet.throw(halt)
+                if not self.dead:
+                    self.ready = 0
+                    self.ns.glet.throw(halt)
             except greenlet.GreenletExit:
                 return
 
         return run
+
+    def shutdown(self) -> None:
+        """End every partition thread now (a host-side teardown, before a reset).
+
+        Their unwinding (partition code's ``finally`` blocks) then happens here,
+        deterministically and with no system behind the PSA door, instead of
+        whenever the garbage collector kills the greenlets, possibly while a
+        newer system runs.
+        """
+        self.dead = True
+        me = greenlet.getcurrent()
+        previous = DOOR.iface, DOOR.system
+        DOOR.iface = DOOR.system = NO_SYSTEM
+        try:
+            for thread in self.threads:
+                glet = thread.glet
+                if glet is not None and not glet.dead:
+                    glet.parent = me
+                    glet.throw(greenlet.GreenletExit)
+        finally:
+            DOOR.iface, DOOR.system = previous
 
     def enter_ns(self) -> None:
         """The NS agent thread is whichever greenlet makes the non-secure call."""

@@ -1,0 +1,51 @@
+"""What happens to the old boot's partition threads when a system is reset."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import psaspm
+
+MANIFEST = """
+{"psa_framework_version": 1.1, "name": "TFM_SP_CLEANUP", "type": "PSA-ROT",
+ "priority": "NORMAL", "model": "IPC", "entry_point": "main", "stack_size": "0x400",
+ "services": [{"name": "CLEANUP", "sid": "0x5000", "non_secure_clients": true,
+               "connection_based": false, "version": 1}]}
+"""
+
+CODE = """
+from psaspm.psa import PSA_BLOCK, psa_get, psa_reply, psa_wait
+
+LOG = []
+
+def main():
+    try:
+        while True:
+            psa_wait(0x10, PSA_BLOCK)
+            msg = psa_get(0x10)
+            psa_reply(msg.handle, 0)
+    finally:
+        LOG.append("unwound")
+        try:
+            psa_wait(0x10, PSA_BLOCK)  # no system is behind the door any more
+        except RuntimeError as exc:
+            LOG.append(type(exc).__name__)
+"""
+
+
+def test_reset_ends_the_old_threads_at_once(tmp_path: Path) -> None:
+    """reset() ends the old boot's threads before rebooting; their unwinding cannot reach the new boot."""
+    manifest = tmp_path / "cleanup.yaml"
+    manifest.write_text(MANIFEST)
+    manifest.with_suffix(".py").write_text(textwrap.dedent(CODE))
+    system = psaspm.load(manifest)
+    system.boot()
+    old = system.partition_code("TFM_SP_CLEANUP")
+    assert system.ns_client().call(system.constants["CLEANUP_HANDLE"]) == 0
+    system.reset()
+    assert getattr(old, "LOG") == ["unwound", "RuntimeError"]  # noqa: B009
+    new = system.partition_code("TFM_SP_CLEANUP")
+    assert new is not old and getattr(new, "LOG") == []  # noqa: B009
+    assert system.ns_client().call(system.constants["CLEANUP_HANDLE"]) == 0
+    assert system.stats["messages"] == 1
