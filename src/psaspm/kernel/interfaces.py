@@ -100,6 +100,23 @@ CLIENT_CALLS = (
     Svc.AGENT_CONNECT,
     Svc.AGENT_CLOSE,
 )
+# APIs that can neither block, nor wake a thread, nor change an interrupt source:
+# leaving the SPM after them has nothing to take or schedule.
+QUIET_CALLS = (
+    Svc.FRAMEWORK_VERSION,
+    Svc.VERSION,
+    Svc.GET,
+    Svc.SET_RHANDLE,
+    Svc.READ,
+    Svc.SKIP,
+    Svc.WRITE,
+    Svc.CLEAR,
+    Svc.LIFECYCLE,
+    Svc.MAP_INVEC,
+    Svc.UNMAP_INVEC,
+    Svc.MAP_OUTVEC,
+    Svc.UNMAP_OUTVEC,
+)
 
 
 def api_table(spm: Spm) -> list[Callable[..., Any]]:
@@ -387,17 +404,21 @@ class _IpcInterface(_TableInterface):
         self.backend = backend
         self.entries: list[Callable[..., Any]] = []  # by SVC number
         for number in Svc:
-            entry = self._compile(self.table[number], API_NAMES[number], number in CLIENT_CALLS)
+            entry = self._compile(
+                self.table[number], API_NAMES[number], number in CLIENT_CALLS, number in QUIET_CALLS
+            )
             self.entries.append(entry)
             if number == Svc.CLOSE:
                 entry = _returning_none(entry)
             setattr(self, API_NAMES[number], entry)
 
-    def _compile(self, fn: Callable[..., Any], api: str, client: bool) -> Callable[..., Any]:
+    def _compile(
+        self, fn: Callable[..., Any], api: str, client: bool, quiet: bool
+    ) -> Callable[..., Any]:
         """The entry for one API: exactly ``fn``'s parameters (no ``*args`` packing), and
         only the steps this API and interface need (no per-call flag tests)."""
         params = ", ".join(inspect.signature(fn).parameters)
-        source = _ENTRY.format(
+        source = (_QUIET_ENTRY if quiet else _ENTRY).format(
             params=params,
             count_svc=_COUNT_SVC if self.counts_svc else "",
             caller="caller = spm.current" if client else "",
@@ -436,6 +457,14 @@ def entry({params}):
     if result == NEED_SCHEDULE or backend.attempted:
         return backend.schedule(result)
     return result
+"""
+# A QUIET_CALLS entry: the SPM work alone.
+_QUIET_ENTRY = """
+def entry({params}):
+    if spm.handler_mode:
+        spm.fault(api, "PSA API called from a FLIH (handler mode)")
+    {count_svc}
+    return fn({params})
 """
 _COUNT_SVC = """counters = spm.counters
     if counters is not None:
