@@ -418,11 +418,13 @@ class _IpcInterface(_TableInterface):
         """The entry for one API: exactly ``fn``'s parameters (no ``*args`` packing), and
         only the steps this API and interface need (no per-call flag tests)."""
         params = ", ".join(inspect.signature(fn).parameters)
-        source = (_QUIET_ENTRY if quiet else _ENTRY).format(
+        body = (_QUIET_BODY if quiet else _FULL_BODY).format(
             params=params,
-            count_svc=_COUNT_SVC if self.counts_svc else "",
             caller="caller = spm.current" if client else "",
             programmer_error=_PROGRAMMER_ERROR if client else "",
+        )
+        source = _ENTRY.format(
+            params=params, count_svc=_COUNT_SVC if self.counts_svc else "", body=body
         )
         namespace: dict[str, Any] = {
             "spm": self.spm,
@@ -438,14 +440,19 @@ class _IpcInterface(_TableInterface):
         return entry
 
 
-# What an IPC entry does: enter the SPM, run the API, apply the programmer-error
-# rule (client calls), take interrupts held off, schedule (PendSV) if needed.
+# What an IPC entry does: refuse handler mode, count the SVC (SVC interface), then
+# run the API: a quiet one alone; any other inside the SPM, then apply the
+# programmer-error rule (client calls), take interrupts held off and schedule
+# (PendSV) if needed.
 _ENTRY = """
 def entry({params}):
     if spm.handler_mode:
         spm.fault(api, "PSA API called from a FLIH (handler mode)")
     {count_svc}
-    {caller}
+{body}"""
+_QUIET_BODY = """    return fn({params})
+"""
+_FULL_BODY = """    {caller}
     spm.inside = mode
     try:
         result = fn({params})
@@ -457,14 +464,6 @@ def entry({params}):
     if result == NEED_SCHEDULE or backend.attempted:
         return backend.schedule(result)
     return result
-"""
-# A QUIET_CALLS entry: the SPM work alone.
-_QUIET_ENTRY = """
-def entry({params}):
-    if spm.handler_mode:
-        spm.fault(api, "PSA API called from a FLIH (handler mode)")
-    {count_svc}
-    return fn({params})
 """
 _COUNT_SVC = """counters = spm.counters
     if counters is not None:
