@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from threading import get_ident
 from types import ModuleType
 from typing import Any
 
@@ -208,6 +209,7 @@ class System:
         self._devices: Devices = {}
         self._kernel: _Kernel | None = None
         self._depth = 0  # > 0 while secure code runs on behalf of boot() or an NS call
+        self._owner = get_ident()  # the OS thread the system runs in (set again at boot)
         self.panic: PanicRecord | None = None
         self.state = "loaded"
 
@@ -366,6 +368,7 @@ class System:
             raise ConfigError(f"boot() needs a freshly loaded system; this one is {self.state}")
         kernel = self._build()
         self._kernel = kernel
+        self._owner = get_ident()
         self.state = "running"
         with self._secure(kernel):
             kernel.backend.system_run()
@@ -374,6 +377,7 @@ class System:
         """Reboot from scratch: fresh handles, signals and partition state."""
         if self._depth:
             raise RuntimeError("reset() cannot be called from secure code")
+        self._check_thread()
         if self._kernel is not None:
             self._kernel.backend.shutdown()
         self._kernel = None
@@ -391,11 +395,21 @@ class System:
         kernel = self._kernel
         if kernel is None:
             raise ConfigError("the system is not booted: call system.boot() first")
+        self._check_thread()
         return kernel
+
+    def _check_thread(self) -> None:
+        """A system runs in the OS thread that booted it (its partition threads are
+        greenlets of that thread); another thread gets a clear error, not a broken SPE."""
+        if get_ident() != self._owner:
+            raise RuntimeError(
+                "this psaspm system was booted in another thread: call it from that thread "
+                "(psaspm serve shows how to feed a system from other threads)"
+            )
 
     def _ns_call(self, client_id: int, api: str, *args: Any) -> Any:
         kernel = self._kernel
-        if kernel is None or self._depth or self.state != "running":
+        if kernel is None or self._depth or self.state != "running" or get_ident() != self._owner:
             kernel = self._running_kernel()
             if self._depth:
                 raise RuntimeError(

@@ -1,4 +1,4 @@
-"""What happens to the old boot's partition threads when a system is reset."""
+"""A system's life: the threads of an old boot at reset, and the OS thread it runs in."""
 
 from __future__ import annotations
 
@@ -49,3 +49,29 @@ def test_reset_ends_the_old_threads_at_once(tmp_path: Path) -> None:
     assert new is not old and getattr(new, "LOG") == []  # noqa: B009
     assert system.ns_client().call(system.constants["CLEANUP_HANDLE"]) == 0
     assert system.stats["messages"] == 1
+
+
+def test_a_system_runs_in_the_thread_that_booted_it(tmp_path: Path) -> None:
+    """Calling a system from another OS thread is a clear error and leaves it working."""
+    import threading
+
+    manifest = tmp_path / "cleanup.yaml"
+    manifest.write_text(MANIFEST)
+    manifest.with_suffix(".py").write_text(textwrap.dedent(CODE))
+    system = psaspm.load(manifest)
+    system.boot()
+    handle = system.constants["CLEANUP_HANDLE"]
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            system.ns_client().call(handle)
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    worker.join()
+    assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
+    assert "another thread" in str(errors[0])
+    assert system.ns_client().call(handle) == 0
