@@ -178,11 +178,12 @@ class SfnBackend:
 
 # --------------------------------------------------------------------------- IPC
 class Thread:
-    __slots__ = ("bit", "glet", "name", "part", "rank")
+    __slots__ = ("bit", "boundary", "glet", "name", "part", "rank")
 
     def __init__(self, part: PartitionRuntime) -> None:
         self.part = part
         self.name = part.name
+        self.boundary = part.boundary  # fixed for the boot: read at every context switch
         self.rank = 0
         self.bit = 0
         self.glet: Any = None
@@ -375,8 +376,8 @@ class IpcBackend:
             counters = spm.counters
             if counters is not None:
                 counters.context_switches += 1
-                before = cur.part.boundary
-                after = nxt.part.boundary
+                before = cur.boundary
+                after = nxt.boundary
                 # Equal boundaries never need a switch: skip the HAL call in the common case.
                 if before != after and boundary_need_switch(before, after):
                     counters.boundary_switches += 1
