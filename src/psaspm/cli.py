@@ -593,7 +593,10 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
 def layout_tables(system: SystemManifest) -> list[Table]:
     """Partitions in load order, then their services, then their IRQs."""
     ordered = sorted(system.partitions, key=lambda p: p.load_order)  # stable: pid.h order ties
-    return [_partitions_table(system, ordered), _services_table(ordered), _irqs_table(ordered)]
+    tables = [_partitions_table(system, ordered), _services_table(ordered)]
+    if any(p.irqs for p in ordered):
+        tables.append(_irqs_table(ordered))  # no empty IRQ table for a system without any
+    return tables
 
 
 def _table(title: str, *columns: str) -> Table:

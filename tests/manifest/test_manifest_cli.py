@@ -266,3 +266,18 @@ def test_python_dash_m_runs_the_cli(write_json: Write, partition: Factory) -> No
     )
     assert result.returncode == 0
     assert result.stdout.startswith("ok: 1 partitions, 1 services, 0 irqs")
+
+
+def test_layout_without_irqs_prints_no_irq_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A system without interrupts gets no (empty) IRQ table."""
+    manifest = tmp_path / "p.yaml"
+    manifest.write_text(
+        '{"psa_framework_version": 1.1, "name": "TFM_SP_P", "type": "PSA-ROT", '
+        '"priority": "NORMAL", "model": "SFN", "stack_size": "0x400", "services": '
+        '[{"name": "P", "sid": "0x100", "connection_based": false}]}'
+    )
+    assert main(["layout", str(manifest)]) == 0
+    out = capsys.readouterr().out
+    assert "TFM_SP_P" in out and "IRQs" not in out
