@@ -20,11 +20,15 @@ demo: $(STAMP)
 	    -D CRYPTO_STACK_SIZE=0x1800
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/ruff format --check src tests examples benchmarks
 
+# src and tests (pyproject); examples and benchmarks apart, as their folders
+# hold same-named modules (every example has an ns_app.py).
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy examples
+	$(BIN)/mypy benchmarks
 
 check: lint typecheck
 
