@@ -33,6 +33,8 @@ def _script(tmp_path: Path, body: str, name: str = "script.py") -> str:
 
 
 def test_run_prints_script_output_and_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    """psaspm run prints the NS script's own output, then a summary naming the backend, isolation
+    level and interface with the run's counters (NS calls, interrupts, panics, time, ...)."""
     assert main(["run", DEMO_LIST, "--ns", DEMO_APP]) == 0
     out = capsys.readouterr().out
     assert "the FLIH counted 5 ticks" in out  # the script's own output
@@ -52,12 +54,16 @@ def test_run_prints_script_output_and_summary(capsys: pytest.CaptureFixture[str]
 
 
 def test_run_stats_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """psaspm run --stats prints the statistics table, with the interface, per-NS-call figures and
+    wall time."""
     assert main(["run", DEMO_LIST, "--ns", DEMO_APP, "--isolation", "2", "--stats"]) == 0
     out = capsys.readouterr().out
     assert "SVC interface" in out and "per NS call" in out and "wall time" in out
 
 
 def test_run_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """psaspm run --json prints one JSON document (status, interface, counters, per-NS-call
+    averages, footprint) with the script's output captured inside it, not mixed in."""
     assert main(["run", DEMO_LIST, "--ns", DEMO_APP, "--isolation", "3", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["status"] == "ok" and data["interface"] == "svc"
@@ -86,11 +92,14 @@ def test_run_main_with_one_parameter(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_run_without_script_boots_only(capsys: pytest.CaptureFixture[str]) -> None:
+    """psaspm run without --ns only boots the system: it makes no NS call and exits 0."""
     assert main(["run", STATELESS]) == 0
     assert "0 NS calls" in capsys.readouterr().out
 
 
 def test_run_panic_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A secure panic during psaspm run exits 1, names the partition and API on stderr, is counted
+    in the summary and recorded in the trace, and gives status "panic" with --json."""
     partition = tmp_path / "bad.yaml"
     partition.write_text(
         "psa_framework_version: 1.1\nname: TFM_SP_BAD\ntype: PSA-ROT\npriority: NORMAL\n"
@@ -116,6 +125,8 @@ def test_run_panic_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_run_script_exception(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An exception raised by the NS script makes psaspm run exit 1, showing it on stderr, or with
+    --json as status "error" with its message as the reason."""
     script = _script(tmp_path, "def main(ns):\n    raise ValueError('wrong result')\n")
     assert main(["run", STATELESS, "--ns", script]) == 1
     err = capsys.readouterr().err
@@ -126,6 +137,8 @@ def test_run_script_exception(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_run_bad_script(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An NS script without main(ns), or a script file that does not exist, is a usage error: psaspm
+    run exits 2."""
     script = _script(tmp_path, "x = 1\n")
     assert main(["run", STATELESS, "--ns", script]) == 2
     assert "needs a function main(ns)" in capsys.readouterr().err
@@ -133,6 +146,8 @@ def test_run_bad_script(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_run_trace_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """psaspm run --trace writes a trace file, says where, and names threads for NS, the SPM and the
+    partitions."""
     trace = tmp_path / "demo.json"
     assert main(["run", DEMO_LIST, "--ns", DEMO_APP, "--trace", str(trace)]) == 0
     assert f"trace written to {trace}" in capsys.readouterr().out
@@ -154,6 +169,9 @@ def test_compare_demo(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_compare_json_and_unknown_stack_macro(capsys: pytest.CaptureFixture[str]) -> None:
+    """compare --json reports every configuration in order (SFN skipped for the demo), an undefined
+    CRYPTO_STACK_SIZE as unknown with no stack totals, and the same messages at each IPC level
+    with SVC entries only above level 1."""
     assert main(["compare", DEMO_LIST, "--ns", DEMO_APP, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     configs = data["configurations"]
@@ -170,6 +188,8 @@ def test_compare_json_and_unknown_stack_macro(capsys: pytest.CaptureFixture[str]
 
 
 def test_compare_all_four(capsys: pytest.CaptureFixture[str]) -> None:
+    """A system the SFN backend can run is compared in all four configurations, none skipped, the
+    SFN one with its interface, shared stack and stack-local connections."""
     assert main(["compare", STATELESS, "--ns", STATELESS_APP, "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "skipped" not in out
@@ -177,6 +197,8 @@ def test_compare_all_four(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_compare_repeat(capsys: pytest.CaptureFixture[str]) -> None:
+    """compare --repeat N runs the NS script N times in each of the four configurations, and
+    --repeat 0 is a usage error (exit 2)."""
     assert main(["compare", STATELESS, "--ns", STATELESS_APP, "--repeat", "3", "--json"]) == 0
     configs = json.loads(capsys.readouterr().out)["configurations"]
     assert [c["ns_calls"] for c in configs] == [9, 9, 9, 9]
@@ -184,6 +206,7 @@ def test_compare_repeat(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_compare_refuses_a_fixed_configuration(capsys: pytest.CaptureFixture[str]) -> None:
+    """compare refuses --backend with a usage error (exit 2): it always runs every configuration."""
     assert main(["compare", STATELESS, "--ns", STATELESS_APP, "--backend", "sfn"]) == 2
     assert "compare runs every configuration" in capsys.readouterr().err
 
@@ -191,6 +214,8 @@ def test_compare_refuses_a_fixed_configuration(capsys: pytest.CaptureFixture[str
 def test_compare_reports_a_failing_configuration(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """When the NS script raises in one configuration, compare reports that configuration's error
+    with the exception and exits 1."""
     script = _script(
         tmp_path,
         "def main(ns, system):\n"
@@ -211,6 +236,9 @@ def test_footprint_sfn_sizes_as_tfm() -> None:
 
 
 def test_footprint_sfn_rounding(tmp_path: Path) -> None:
+    """The SFN footprint is unknown while a stack_size macro is undefined; once it is given, the
+    shared stack is half the total rounded up to 8, and a connection-based service gets a pool of
+    max_connections."""
     manifest = tmp_path / "p.yaml"
     manifest.write_text(
         "psa_framework_version: 1.1\nname: TFM_SP_P\ntype: PSA-ROT\npriority: NORMAL\n"
@@ -228,6 +256,8 @@ def test_footprint_sfn_rounding(tmp_path: Path) -> None:
 
 
 def test_footprint_ipc() -> None:
+    """The IPC footprint is each partition's own stack, the NS agent's 1024 bytes (1256 with FIH, at
+    isolation level 1 only) and idle's 256, with six threads and a pool of 8 connections."""
     system = load_system_manifest([DEMO_LIST], backend="ipc", isolation=1)
     fp = footprint(system, {"CRYPTO_STACK_SIZE": "6144"})
     assert fp.partition_stacks == {
@@ -246,6 +276,7 @@ def test_footprint_ipc() -> None:
 
 
 def test_load_accepts_max_connections() -> None:
+    """psaspm.load passes max_connections through to the system it builds."""
     assert load(STATELESS, max_connections=3).max_connections == 3
 
 

@@ -68,6 +68,8 @@ def _get(ns: psaspm.NsClient, handle: int, key: int, size: int = 64) -> tuple[in
 
 
 def test_ns_app_runs(system: psaspm.System, capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo's NS app runs cleanly at every isolation level: five ticks reach the FLIH and one
+    alarm the SLIH (six interrupts), with no panic."""
     _module("ns_app").main(system.ns_client(), system)
     out = capsys.readouterr().out
     assert "system.tick(8)" in out
@@ -90,11 +92,15 @@ def test_ns_app_repeats_on_one_system(
 
 
 def test_demo_refuses_the_sfn_backend(flash: Path) -> None:
+    """The demo cannot load on the SFN backend: the ConfigError names TFM_SP_DEMO_ATTEST among its
+    IPC-model partitions."""
     with pytest.raises(psaspm.ConfigError, match="TFM_SP_DEMO_ATTEST"):
         psaspm.load(DEMO_LIST, backend="sfn")
 
 
 def test_storage_is_per_client_and_persists_across_reset(system: psaspm.System) -> None:
+    """ITS gives each client its own uid space, and an entry (size and flags readable by INFO)
+    survives resets until REMOVE deletes it."""
     ns = system.ns_client(-1)
     other = system.ns_client(-2)
     its = system.constants["DEMO_ITS_HANDLE"]
@@ -111,6 +117,8 @@ def test_storage_is_per_client_and_persists_across_reset(system: psaspm.System) 
 
 
 def test_write_once(system: psaspm.System) -> None:
+    """An ITS entry stored with the write-once flag can be neither overwritten nor removed
+    (NOT_PERMITTED) and keeps its first value."""
     ns = system.ns_client()
     its = system.constants["DEMO_ITS_HANDLE"]
     assert ns.call(its, ITS_SET, [uid(9), b"v1", struct.pack("<I", 1)]) == PSA_SUCCESS
@@ -177,6 +185,8 @@ def test_panic_mid_write_loses_nothing_acknowledged(
 def test_crash_leftovers_are_cleaned_and_corruption_is_detected(
     flash: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """At boot ITS deletes temporary files left by an interrupted write and keeps the committed
+    data, but an image whose checksum fails panics TFM_SP_DEMO_ITS."""
     system = psaspm.load(DEMO_LIST)
     system.boot()
     ns = system.ns_client()
@@ -218,6 +228,7 @@ def test_crypto_keys_stay_inside(system: psaspm.System) -> None:
 
 
 def test_boot_counter_counts_boots(system: psaspm.System) -> None:
+    """The attestation token's boot_count goes up by exactly one across a reset."""
     ns = system.ns_client()
     attest = system.constants["DEMO_ATTEST_HANDLE"]
 
@@ -281,6 +292,8 @@ def test_timer_driver(system: psaspm.System) -> None:
 
 
 def test_closing_the_connection_stops_the_timers(system: psaspm.System) -> None:
+    """Closing the timer connection mid-run stops both timers, so no interrupt follows, and a new
+    connection starts a fresh run with nothing pending."""
     ns = system.ns_client()
     sid = system.constants["DEMO_TIMER_SID"]
     handle = ns.connect(sid, 1)

@@ -70,6 +70,8 @@ def make_agent(requests: list[tuple[Any, ...]], replies: list[Any]) -> types.Mod
 
 @pytest.mark.parametrize("isolation", [1, 2, 3])
 def test_agent_calls_are_asynchronous(shared_dir: Path, isolation: int) -> None:
+    """Agent connect, call and close return only a status at once; each reply comes later via
+    psa_get(ASYNC_MSG_REPLY) with its token, value, type and NS client ID."""
     requests: list[tuple[Any, ...]] = []
     replies: list[Any] = []
     system = psaspm.load(
@@ -127,6 +129,7 @@ def test_agent_api_refused_to_other_partitions(shared_dir: Path) -> None:
 
 
 def test_sfn_backend_refuses_the_mailbox_agent(shared_dir: Path) -> None:
+    """A system with TF-M's mailbox NS agent cannot boot on the SFN backend (ConfigError)."""
     system = psaspm.load(
         [shared_dir / TFM_LIST],
         config=MAILBOX_ONLY,

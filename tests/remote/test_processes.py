@@ -34,6 +34,8 @@ def spawn(*args: str) -> subprocess.Popen[str]:
 @pytest.mark.stress
 @pytest.mark.timeout(120)
 def test_32_processes_x_1000_calls(serve: ServeFn) -> None:
+    """32 client processes of 1000 calls each are all answered correctly under distinct client IDs,
+    every call reaching the service exactly once, with nothing discarded or left in use."""
     server = serve(slots=16, max_connections=96)
     clients, calls = 32, 1000
     started = time.monotonic()
@@ -61,6 +63,8 @@ def test_32_processes_x_1000_calls(serve: ServeFn) -> None:
 
 @pytest.mark.timeout(60)
 def test_client_killed_mid_call(serve: ServeFn) -> None:
+    """A client process killed inside a call has its connection closed only after that call ends
+    and its reply is discarded, while other clients keep working."""
     server = serve(slots=8)
     address = str(server.address)
     watcher = remote.connect(address)
@@ -106,6 +110,8 @@ def serve_command(*args: str) -> subprocess.Popen[str]:
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_serve_command_runs_and_stops_gracefully(sockdir: Path, stop: signal.Signals) -> None:
+    """psaspm serve listens on an owner-only (0600) socket and on SIGTERM or SIGINT exits 0, removes
+    the socket file and cuts its clients off."""
     path = sockdir / "cli.sock"
     server = serve_command(str(SERVICES), "--isolation", "2", "--listen", f"unix:{path}")
     assert server.stdout is not None
@@ -131,6 +137,8 @@ def test_serve_command_runs_and_stops_gracefully(sockdir: Path, stop: signal.Sig
 
 @pytest.mark.timeout(60)
 def test_serve_command_over_tcp_loopback() -> None:
+    """psaspm serve --listen tcp:127.0.0.1:0 prints the address with the port it bound, serves calls
+    there and exits 0 on SIGTERM."""
     server = serve_command(str(SERVICES), "--listen", "tcp:127.0.0.1:0")
     assert server.stdout is not None
     try:
@@ -157,6 +165,8 @@ def test_serve_command_over_tcp_loopback() -> None:
     ],
 )
 def test_serve_command_errors(args: list[str], message: str) -> None:
+    """psaspm serve rejects the SFN backend, a non-loopback TCP address without --allow-remote and a
+    malformed address with exit 2 and a message, not a traceback."""
     result = subprocess.run(
         [sys.executable, "-m", "psaspm", "serve", str(SERVICES), *args],
         capture_output=True,

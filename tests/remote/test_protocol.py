@@ -43,6 +43,7 @@ def decode_all(data: bytes, chunks: list[int] | None = None) -> list[p.Frame]:
 def test_call_round_trip(
     seq: int, handle: int, type_: int, ins: list[bytes], outs: list[int], chunks: list[int]
 ) -> None:
+    """Any valid CALL request decodes back to what was encoded, however the byte stream is split."""
     data = p.encode_call(seq, handle, type_, ins, outs)
     [frame] = decode_all(data, chunks)
     request = p.decode_request(frame)
@@ -52,11 +53,14 @@ def test_call_round_trip(
 @FUZZ
 @given(seq=st.integers(1, p.MAX_SEQ), value=st.integers(-(1 << 31), (1 << 31) - 1), outs=vectors)
 def test_result_round_trip(seq: int, value: int, outs: list[bytes]) -> None:
+    """Any RESULT reply decodes back to its sequence number, value and out-vectors."""
     [frame] = p.FrameDecoder().feed(p.encode_result(seq, value, outs))
     assert p.decode_reply(frame) == p.Result(seq, value, tuple(outs))
 
 
 def test_other_frames_round_trip() -> None:
+    """Every other request and reply kind decodes back to what was encoded, with several frames in
+    one stream."""
     data = b"".join(
         [
             p.encode_hello(1),
@@ -90,6 +94,8 @@ def test_other_frames_round_trip() -> None:
 
 
 def test_encoder_refuses_what_the_decoder_would() -> None:
+    """The encoder raises ValueError for what the decoder would refuse: too many vectors, oversized
+    out-vectors and a handle outside int32."""
     with pytest.raises(ValueError):
         p.encode_call(1, 1, 0, [b""] * 5, [])
     with pytest.raises(ValueError):
@@ -101,6 +107,8 @@ def test_encoder_refuses_what_the_decoder_would() -> None:
 
 
 def test_length_out_of_range_is_fatal() -> None:
+    """A length prefix out of range (OVERSIZED above MAX_FRAME, or shorter than a header) is fatal:
+    frames before it are delivered, nothing after it ever is."""
     decoder = p.FrameDecoder()
     # Frames before the bad prefix are still delivered; nothing after it is.
     frames = decoder.feed(
@@ -117,6 +125,8 @@ def test_length_out_of_range_is_fatal() -> None:
 
 
 def test_bad_payloads_are_not_fatal() -> None:
+    """A well-framed request with a bad payload raises a non-fatal ProtocolError with the code for
+    what is wrong (MALFORMED, UNKNOWN_KIND, UNSUPPORTED_VERSION or LIMIT)."""
     cases = {
         p.frame(p.Kind.VERSION, 1, b"\x00"): p.ErrorCode.MALFORMED,
         p.frame(0x55, 1): p.ErrorCode.UNKNOWN_KIND,
@@ -135,6 +145,7 @@ def test_bad_payloads_are_not_fatal() -> None:
 
 
 def test_truncated_stream() -> None:
+    """A stream that ends inside a frame raises a TRUNCATED ProtocolError at end of input."""
     decoder = p.FrameDecoder()
     assert decoder.feed(p.encode_stats(1)[:-1]) == []
     with pytest.raises(p.ProtocolError) as info:
@@ -160,6 +171,8 @@ def fuzz_one(data: bytes) -> None:
 @FUZZ
 @given(st.binary(max_size=512))
 def test_fuzz_random_bytes(data: bytes) -> None:
+    """On random bytes the decoder fails only with ProtocolError (fatal only for framing) and
+    buffers at most one maximal frame."""
     fuzz_one(data)
 
 
@@ -202,6 +215,8 @@ def mutated_streams(draw: st.DrawFn) -> bytes:
 @FUZZ
 @given(mutated_streams())
 def test_fuzz_mutated_frames(data: bytes) -> None:
+    """On valid frames with bytes flipped, cut or inserted, the decoder fails only with
+    ProtocolError (fatal only for framing) and buffers at most one maximal frame."""
     fuzz_one(data)
 
 

@@ -87,6 +87,8 @@ def session(client: remote.RemoteClient) -> list[Any]:
 
 
 def test_remote_client_matches_a_local_ns_client(serve: ServeFn) -> None:
+    """A remote client gets exactly the results a local NS client gets for the same session,
+    including version 0 for a secure-only service and PROGRAMMER_ERROR on a closed handle."""
     server = serve()
     with remote.connect(addr(server)) as client:
         got = session(client)
@@ -98,6 +100,8 @@ def test_remote_client_matches_a_local_ns_client(serve: ServeFn) -> None:
 
 
 def test_client_ids_come_from_the_agent_range(serve: ServeFn) -> None:
+    """Each remote client gets its own client ID from the mailbox agent's range (-0x04000000,
+    -0x04000001, ...), and the service sees that ID on its calls."""
     server = serve()
     a, b = remote.connect(addr(server)), remote.connect(addr(server))
     # TF-M's translation: limit + 1 + ns_id, with ns_id -1, -2, ... per connection.
@@ -110,6 +114,8 @@ def test_client_ids_come_from_the_agent_range(serve: ServeFn) -> None:
 
 
 def test_a_handle_belongs_to_its_client(serve: ServeFn) -> None:
+    """Another client's handle is refused (PROGRAMMER_ERROR for a call, silently for a close)
+    without reaching the service, and stays usable by its owner."""
     server = serve()
     owner, other = remote.connect(addr(server)), remote.connect(addr(server))
     handle = owner.connect(ECHO_SID, 1)
@@ -126,6 +132,8 @@ def test_a_handle_belongs_to_its_client(serve: ServeFn) -> None:
 
 
 def test_disconnect_closes_the_clients_connections(serve: ServeFn) -> None:
+    """A client that disconnects has each of its open connections closed, the service seeing a
+    disconnect with its client ID, and no handle or SPM connection stays in use."""
     server = serve()
     watcher = remote.connect(addr(server))
     client = remote.connect(addr(server))
@@ -142,6 +150,8 @@ def test_disconnect_closes_the_clients_connections(serve: ServeFn) -> None:
 
 
 def test_calls_in_flight_up_to_the_slots_then_backpressure(serve: ServeFn) -> None:
+    """A client of a 4-slot server can issue 200 calls at once and every one is answered with its
+    own data, none discarded."""
     server = serve(slots=4)
 
     async def main() -> list[bool]:
@@ -164,6 +174,8 @@ def test_calls_in_flight_up_to_the_slots_then_backpressure(serve: ServeFn) -> No
 
 
 def test_secure_panic_is_reported_to_every_client(serve: ServeFn) -> None:
+    """A secure panic raises Panic in the calling client and is pushed to every other client, whose
+    later calls raise Panic, while the server stays up to report the panicked state."""
     server = serve()
     a, b = remote.connect(addr(server)), remote.connect(addr(server))
     handle = a.connect(ECHO_SID, 1)
@@ -182,6 +194,8 @@ def test_secure_panic_is_reported_to_every_client(serve: ServeFn) -> None:
 
 
 def test_restart_on_panic(serve: ServeFn) -> None:
+    """With restart_on_panic the server reboots after a panic: calls work again, handles from before
+    the panic are invalid (PROGRAMMER_ERROR), and stats show one restart."""
     server = serve(restart_on_panic=True)
     a = remote.connect(addr(server))
     handle = a.connect(ECHO_SID, 1)
@@ -227,6 +241,9 @@ class Raw:
 
 
 def test_protocol_errors_leave_the_server_and_other_clients_alone(serve: ServeFn) -> None:
+    """A bad frame gets a non-fatal error and leaves the stream in sync, an out-of-range length or a
+    cut stream ends only that connection, and every error is counted while other clients are
+    served."""
     server = serve()
     bystander = remote.connect(addr(server))
     raw = Raw(server.address.path)
@@ -273,6 +290,8 @@ def test_protocol_errors_leave_the_server_and_other_clients_alone(serve: ServeFn
 
 
 def test_duplicate_request_numbers_are_refused(serve: ServeFn) -> None:
+    """A request reusing the number of a call still in flight is refused (OUT_OF_ORDER) without
+    reaching the service, and the original call still gets its reply."""
     server = serve()
     watcher = remote.connect(addr(server))
     raw = Raw(server.address.path)
@@ -289,11 +308,15 @@ def test_duplicate_request_numbers_are_refused(serve: ServeFn) -> None:
 
 
 def test_sfn_backend_is_refused(serve: ServeFn) -> None:
+    """The server refuses the SFN backend with a ConfigError: the mailbox NS agent needs the IPC
+    backend."""
     with pytest.raises(psaspm.ConfigError, match="IPC backend"):
         serve(backend="sfn")
 
 
 def test_tfm_manifest_list_with_its_own_mailbox_agent(serve: ServeFn, shared_dir: Path) -> None:
+    """Served from TF-M's own manifest list, the server drives that list's mailbox NS agent
+    (TFM_NS_MAILBOX_AGENT, pid 262) and remote calls work at isolation levels 1 to 3."""
     tfm_list = shared_dir / "tfm-manifests/trusted-firmware-m/tools/tfm_manifest_list.yaml"
     flags = [
         "PROTECTED_STORAGE",
@@ -316,6 +339,8 @@ def test_tfm_manifest_list_with_its_own_mailbox_agent(serve: ServeFn, shared_dir
 
 
 def test_shutdown_finishes_calls_in_flight_then_closes(serve: ServeFn) -> None:
+    """Stopping the server waits up to its timeout for a call in flight, then answers it with a
+    fatal SHUTDOWN error, closes the connections and removes the socket file."""
     server = serve()
     path = Path(server.address.path)
     client = remote.connect(addr(server))
