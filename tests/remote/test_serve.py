@@ -25,6 +25,7 @@ from psaspm.psa import (
 )
 
 from .conftest import (
+    BATCH,
     ECHO,
     ECHO_SID,
     HOLD,
@@ -362,3 +363,24 @@ def test_shutdown_finishes_calls_in_flight_then_closes(serve: ServeFn) -> None:
     with pytest.raises(remote.RemoteError):
         client.call(handle, 0)
     client.disconnect()
+
+
+def test_calls_beyond_the_slots_wait_in_the_client(serve: ServeFn) -> None:
+    """No more calls than the mailbox has slots reach the agent at once: the rest wait (none is
+    dropped) and go through as slots free up."""
+    server = serve(slots=4)
+
+    async def main() -> list[int]:
+        client = await remote.connect_async(addr(server))
+        # Six calls at once: the service answers BATCH calls only when 4 (then 2) are held,
+        # so it would see one batch of 6, or hang, if more than 4 were ever in flight.
+        sizes = [4, 4, 4, 4, 2, 2]
+        results = await asyncio.gather(
+            *(client.call(STATELESS, BATCH, [bytes([n])]) for n in sizes)
+        )
+        await client.disconnect()
+        return results
+
+    assert asyncio.run(main()) == [PSA_SUCCESS] * 6
+    with remote.connect(addr(server)) as watcher:
+        assert probe(watcher)["batches"] == [4, 2]

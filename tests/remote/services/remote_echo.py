@@ -3,7 +3,9 @@
 REMOTE_ECHO (connection-based) and REMOTE_ECHO_STATELESS call types:
 ECHO (0) copies the in-vectors, concatenated, to out-vector 0; PANIC (1) calls
 psa_panic; HOLD (2) keeps the message unanswered; RELEASE (3) answers every
-held message (PSA_SUCCESS) and replies with how many.  REMOTE_PROBE writes a
+held message (PSA_SUCCESS) and replies with how many; BATCH (4) keeps the
+message until as many BATCH messages as its in-vector's first byte are held,
+then answers them all (the probe's "batches" lists each batch's size).  REMOTE_PROBE writes a
 JSON object of what the partition saw: connects, disconnects (client IDs),
 calls, and the client IDs of calls.
 """
@@ -29,9 +31,10 @@ from psaspm.psa import (
     psa_write,
 )
 
-ECHO, PANIC, HOLD, RELEASE = 0, 1, 2, 3
-SEEN: dict[str, list[int]] = {"connects": [], "disconnects": [], "callers": []}
+ECHO, PANIC, HOLD, RELEASE, BATCH = 0, 1, 2, 3, 4
+SEEN: dict[str, list[int]] = {"connects": [], "disconnects": [], "callers": [], "batches": []}
 HELD: list[int] = []
+BATCHED: list[int] = []
 CALLS = [0]
 
 
@@ -49,6 +52,15 @@ def echo(msg: psa_msg_t) -> int | None:
         psa_panic()
     if msg.type == HOLD:
         HELD.append(msg.handle)
+        return None
+    if msg.type == BATCH:
+        BATCHED.append(msg.handle)
+        if len(BATCHED) < psa_read(msg.handle, 0, 1)[0]:
+            return None
+        SEEN["batches"].append(len(BATCHED))
+        for handle in BATCHED:
+            psa_reply(handle, PSA_SUCCESS)
+        BATCHED.clear()
         return None
     if msg.type == RELEASE:
         held = len(HELD)
