@@ -26,6 +26,7 @@ from psaspm.psa import (
 
 from .conftest import (
     BATCH,
+    SLOW,
     ECHO,
     ECHO_SID,
     HOLD,
@@ -384,3 +385,24 @@ def test_calls_beyond_the_slots_wait_in_the_client(serve: ServeFn) -> None:
     assert asyncio.run(main()) == [PSA_SUCCESS] * 6
     with remote.connect(addr(server)) as watcher:
         assert probe(watcher)["batches"] == [4, 2]
+
+
+def test_shutdown_lets_a_call_in_flight_finish(serve: ServeFn) -> None:
+    """A graceful stop waits for a call already in flight, delivers its reply, then closes the
+    connection and removes the socket file."""
+    import threading
+
+    server = serve()
+    path = Path(server.address.path)
+    client = remote.connect(addr(server))
+    results: list[int] = []
+    caller = threading.Thread(target=lambda: results.append(client.call(STATELESS, SLOW)))
+    caller.start()
+    wait_for(lambda: server.stats()["slots_in_use"] == 1)
+    server.stop(timeout=5)
+    caller.join(5)
+    assert results == [PSA_SUCCESS]
+    assert not path.exists()
+    with pytest.raises(remote.RemoteError):
+        client.call(STATELESS, 0)
+    client.disconnect()

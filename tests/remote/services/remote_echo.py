@@ -5,7 +5,8 @@ ECHO (0) copies the in-vectors, concatenated, to out-vector 0; PANIC (1) calls
 psa_panic; HOLD (2) keeps the message unanswered; RELEASE (3) answers every
 held message (PSA_SUCCESS) and replies with how many; BATCH (4) keeps the
 message until as many BATCH messages as its in-vector's first byte are held,
-then answers them all (the probe's "batches" lists each batch's size).  REMOTE_PROBE writes a
+then answers them all (the probe's "batches" lists each batch's size); SLOW
+(5) takes half a second (the SPE thread sleeps) and answers PSA_SUCCESS.  REMOTE_PROBE writes a
 JSON object of what the partition saw: connects, disconnects (client IDs),
 calls, and the client IDs of calls.
 """
@@ -13,6 +14,7 @@ calls, and the client IDs of calls.
 from __future__ import annotations
 
 import json
+import time
 
 from psaspm import hal
 from psaspm.psa import (
@@ -31,7 +33,7 @@ from psaspm.psa import (
     psa_write,
 )
 
-ECHO, PANIC, HOLD, RELEASE, BATCH = 0, 1, 2, 3, 4
+ECHO, PANIC, HOLD, RELEASE, BATCH, SLOW = 0, 1, 2, 3, 4, 5
 SEEN: dict[str, list[int]] = {"connects": [], "disconnects": [], "callers": [], "batches": []}
 HELD: list[int] = []
 BATCHED: list[int] = []
@@ -53,6 +55,9 @@ def echo(msg: psa_msg_t) -> int | None:
     if msg.type == HOLD:
         HELD.append(msg.handle)
         return None
+    if msg.type == SLOW:
+        time.sleep(0.5)
+        return PSA_SUCCESS
     if msg.type == BATCH:
         BATCHED.append(msg.handle)
         if len(BATCHED) < psa_read(msg.handle, 0, 1)[0]:
