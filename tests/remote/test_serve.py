@@ -26,7 +26,6 @@ from psaspm.psa import (
 
 from .conftest import (
     BATCH,
-    SLOW,
     ECHO,
     ECHO_SID,
     HOLD,
@@ -34,6 +33,7 @@ from .conftest import (
     RELEASE,
     SECRET_SID,
     SERVICES,
+    SLOW,
     STATELESS_SID,
     ServeFn,
 )
