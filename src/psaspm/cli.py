@@ -24,7 +24,12 @@ from rich.table import Table
 from psaspm.errors import ConfigError, ManifestError
 from psaspm.kernel.instruments import COUNTER_NAMES
 from psaspm.manifest import layout_dict, load_system_manifest, parse_config_header
-from psaspm.manifest.config import backend_from_config, check_backend, isolation_from_config
+from psaspm.manifest.config import (
+    ISOLATION_LEVELS,
+    backend_from_config,
+    check_backend,
+    isolation_from_config,
+)
 from psaspm.manifest.model import Partition, SystemManifest
 
 if TYPE_CHECKING:
@@ -54,7 +59,7 @@ def add_system_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="+", metavar="SOURCES", help="manifest lists or manifests")
     parser.add_argument("--backend", choices=("ipc", "sfn"), help="SPM backend (default ipc)")
     parser.add_argument(
-        "--isolation", type=int, choices=(1, 2, 3), help="isolation level (default 1)"
+        "--isolation", type=int, choices=ISOLATION_LEVELS, help="isolation level (default 1)"
     )
     parser.add_argument(
         "-c",

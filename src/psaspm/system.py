@@ -281,8 +281,8 @@ class System:
                 if name in sid_by_name
             )
             rt.boundary = _boundary(part, manifest.isolation, arot)
-            rt.privileged = bool(rt.boundary & PRIVILEGED)
-            rt.subject = Subject(part.name, rt.is_ns_agent, rt.privileged, rt.boundary)
+            privileged = bool(rt.boundary & PRIVILEGED)
+            rt.subject = Subject(part.name, rt.is_ns_agent, privileged, rt.boundary)
             if part.type is PartitionType.APPLICATION_ROT:
                 arot += 1
             self._bind_code(rt, part)

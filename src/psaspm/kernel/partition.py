@@ -104,7 +104,6 @@ class PartitionRuntime:
         "ns_client_id",
         "pid",
         "priority",
-        "privileged",
         "replied",
         "replied_value",
         "service_by_signal",
@@ -140,7 +139,6 @@ class PartitionRuntime:
         self.code: object = None
         self.thread: Any = None  # the IPC backend's thread object
         self.boundary = 0
-        self.privileged = True
         # Who this partition is to the memory checks (the NS agent acts for the NS side).
         self.subject = Subject(name, self.is_ns_agent, True, 0)
 

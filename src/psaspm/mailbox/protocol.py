@@ -73,7 +73,6 @@ CLIENT_KINDS = frozenset(
         Kind.STATS,
     }
 )
-SERVER_KINDS = frozenset({Kind.WELCOME, Kind.RESULT, Kind.STATS_RESULT, Kind.ERROR})
 
 
 class ErrorCode(enum.IntEnum):

@@ -39,7 +39,11 @@ def check_backend(backend: object) -> str:
 
 def check_isolation(isolation: object) -> int:
     """The isolation level 1, 2 or 3; anything else is a ConfigError."""
-    if isinstance(isolation, int) and not isinstance(isolation, bool) and isolation in (1, 2, 3):
+    if (
+        isinstance(isolation, int)
+        and not isinstance(isolation, bool)
+        and isolation in ISOLATION_LEVELS
+    ):
         return isolation
     raise ConfigError(f"isolation level {isolation!r} is not 1, 2 or 3")
 

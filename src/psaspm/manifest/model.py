@@ -109,10 +109,6 @@ class Partition:
     # psaspm ignores them (as TF-M does) instead of rejecting them as unknown.
     ignored_dependencies: tuple[str, ...] = ()
 
-    @property
-    def is_psa_rot(self) -> bool:
-        return self.type is PartitionType.PSA_ROT
-
 
 @dataclass(frozen=True)
 class ConfigImpl:
