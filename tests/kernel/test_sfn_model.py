@@ -3,6 +3,9 @@ TF-M's common SFN thread (psa_wait, psa_get, call the service function, psa_repl
 
 from __future__ import annotations
 
+import pytest
+
+import psaspm
 from psaspm.psa import PSA_ERROR_CONNECTION_REFUSED, PSA_IPC_CONNECT, PSA_IPC_DISCONNECT
 from psaspm.system import System
 
@@ -77,3 +80,18 @@ def test_same_results_under_both_backends(config: Config, spe: Spe) -> None:
         ("REVERSE", 0, (3, 2)),
         ("COUNTER", PSA_IPC_DISCONNECT, 5),
     ]
+
+
+def test_a_service_function_replies_by_returning(config: Config, spe: Spe) -> None:
+    """An SFN service function's return value is its reply; calling psa_reply on its own
+    message as well is a panic of its partition under every configuration."""
+    part = Part(
+        "TFM_SP_DOUBLE",
+        "def double_sfn(msg):\n    psa_reply(msg.handle, 5)\n    return 7\n",
+        [service("DOUBLE", 0x5100, connection_based=False)],
+        model="SFN",
+    )
+    system = spe.boot(config, part)
+    with pytest.raises(psaspm.Panic) as info:
+        system.ns_client().call(system.constants["DOUBLE_HANDLE"])
+    assert (info.value.record.partition, info.value.record.api) == ("TFM_SP_DOUBLE", "psa_reply")

@@ -29,6 +29,7 @@ from psaspm.kernel.spm import NEED_SCHEDULE, Spm
 
 if TYPE_CHECKING:
     from psaspm.kernel.instruments import Tracer
+    from psaspm.kernel.partition import PartitionRuntime
 
 
 class Svc(enum.IntEnum):
@@ -333,19 +334,9 @@ class SfnInterface(_TableInterface):
         return self.table[number](*args)
 
     def _client(self, number: int, *args: Any) -> int:
-        spm = self.spm
-        client = spm.current
+        client = self.spm.current
         self._thread_mode(number)
-        result: int = self.table[number](*args)
-        target = spm.current
-        if target is not client:
-            # The service ran: reply on its behalf with what the service function returned.
-            conn = target.current_request
-            assert conn is not None
-            return spm.partition_reply(conn.handle, result)
-        if result < 0:
-            result = spm.programmer_error(client, API_NAMES[Svc(number)], result)
-        return result
+        return self._returned(client, API_NAMES[Svc(number)], self.table[number](*args))
 
     def psa_call(
         self,
@@ -354,20 +345,24 @@ class SfnInterface(_TableInterface):
         in_vecs: Sequence[InVec] = (),
         out_vecs: Sequence[OutVec] = (),
     ) -> int:
+        # _client without the dispatch by number: every SFN-backend call comes this way.
         spm = self.spm
         client = spm.current
         if spm.handler_mode:
             self._thread_mode(Svc.CALL)
-        result = spm.client_call(handle, type, in_vecs, out_vecs)
+        return self._returned(client, "psa_call", spm.client_call(handle, type, in_vecs, out_vecs))
+
+    def _returned(self, client: PartitionRuntime, api: str, result: int) -> int:
+        """After a client call: if the service ran (the current component changed), reply
+        on its behalf with what its function returned; else apply the programmer-error rule."""
+        spm = self.spm
         target = spm.current
         if target is not client:
-            # The service ran: reply with its return value.  The message is the one the
-            # backend handed it, so the handle lookup of psa_reply is skipped.
-            conn = target.current_request
+            conn = target.current_request  # the message the backend handed the service
             assert conn is not None
             return spm.reply(conn, result)
         if result < 0:
-            result = spm.programmer_error(client, "psa_call", result)
+            result = spm.programmer_error(client, api, result)
         return result
 
     def psa_read(self, msg_handle: int, invec_idx: int, num_bytes: int) -> bytes:

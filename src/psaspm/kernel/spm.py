@@ -629,7 +629,14 @@ class Spm:
         conn.mm |= MM_ACCESSED << (4 * vec)
 
     def partition_reply(self, msg_handle: int, status: int) -> int:
-        return self.reply(self._message("psa_reply", msg_handle), status)
+        conn = self._message("psa_reply", msg_handle)
+        if conn is self.current.current_request:
+            # SFN backend: the message the service function is running for; its return
+            # value is the reply (psaspm is stricter: TF-M leaves this undefined).
+            self.fault(
+                "psa_reply", "an SFN service returns its status instead of calling psa_reply"
+            )
+        return self.reply(conn, status)
 
     def reply(self, conn: Connection, status: int) -> int:
         """``psa_reply`` to a message already known to be the running partition's."""
