@@ -116,3 +116,23 @@ def test_boundary_switches(config: Config, spe: Spe, kind: str) -> None:
         assert moved["boundary_switches"] > 0
     else:
         assert moved["boundary_switches"] == 0
+
+
+@pytest.mark.parametrize("isolation", [2, 3])
+def test_svc_numbers_dispatch_and_unknown_ones_fail_cleanly(spe: Spe, isolation: int) -> None:
+    """The SVC handler dispatches by number (counting the entry); an unknown number returns
+    PSA_ERROR_GENERIC_ERROR and changes nothing."""
+    from psaspm.consts import PSA_ERROR_GENERIC_ERROR, PSA_FRAMEWORK_VERSION
+    from psaspm.kernel.interfaces import Svc, SvcInterface
+
+    system = spe.boot(Config("ipc", isolation), echo("SFN"))
+    iface = system._kernel.iface  # type: ignore[union-attr]  # the raw SVC entry point
+    assert isinstance(iface, SvcInterface)
+    before = system.stats
+    assert iface.svc(Svc.FRAMEWORK_VERSION) == PSA_FRAMEWORK_VERSION
+    assert iface.svc(Svc.VERSION, ECHO_SID) == 1
+    assert system.stats["svc_entries"] == before["svc_entries"] + 2
+    for number in (-1, len(Svc), 0x1000, "psa_call"):
+        assert iface.svc(number) == PSA_ERROR_GENERIC_ERROR  # type: ignore[arg-type]
+    assert system.stats["svc_entries"] == before["svc_entries"] + 2
+    assert system.state == "running"
