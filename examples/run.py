@@ -9,7 +9,6 @@ Without --backend/--isolation the example's first supported configuration
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +17,7 @@ import yaml
 
 import psaspm
 from psaspm import System
+from psaspm.system import import_python_file
 
 
 def partition_manifests(folder: Path) -> list[Path]:
@@ -34,13 +34,7 @@ def partition_manifests(folder: Path) -> list[Path]:
 
 def ns_app(folder: Path) -> ModuleType:
     """The example's ns_app.py, imported under a name of its own."""
-    path = folder / "ns_app.py"
-    spec = importlib.util.spec_from_file_location(f"ns_app_{folder.name}", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"{folder}: no ns_app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_python_file(folder / "ns_app.py", "example", folder.name)
 
 
 def configs(folder: Path) -> list[tuple[str, int]]:
