@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any
 
-from psaspm.consts import PSA_MAX_IOVEC
 from psaspm.kernel.memory import Ptr
 
 if TYPE_CHECKING:
@@ -242,16 +241,3 @@ class ConnectionPool:
     def in_use(self) -> int:
         return len(self.live)
 
-
-__all__ = [
-    "MM_ACCESSED",
-    "MM_MAPPED",
-    "MM_UNMAPPED",
-    "PSA_MAX_IOVEC",
-    "Buffer",
-    "ConnStatus",
-    "Connection",
-    "ConnectionPool",
-    "PsaMsg",
-    "RepliedCall",
-]
