@@ -240,4 +240,3 @@ class ConnectionPool:
     @property
     def in_use(self) -> int:
         return len(self.live)
-
