@@ -273,6 +273,8 @@ class System:
         # Entries for partitions a conditional disabled are ignored (contract section 2).
         self._code = {k: v for k, v in (code or {}).items() if k in names}
         self._counting = counters
+        # One set of counters for the system's life: a reset keeps them (contract section 8).
+        self._counters = Counters() if counters else None
         self.tracer = tracer
         self._constants = constants_dict(manifest)
         self.platform = load_platform(platform)
@@ -300,11 +302,12 @@ class System:
 
     @property
     def stats(self) -> dict[str, int]:
+        counters = self._counters
+        if counters is None:
+            return {}
+        stats = counters.as_dict()
         kernel = self._kernel
-        if kernel is None or kernel.spm.counters is None:
-            return Counters().as_dict() if self._counting else {}
-        stats = kernel.spm.counters.as_dict()
-        stats["connections_in_use"] = kernel.spm.pool.in_use
+        stats["connections_in_use"] = kernel.spm.pool.in_use if kernel is not None else 0
         return stats
 
     @property
@@ -371,9 +374,14 @@ class System:
             self.ns_memory.region,
             self._device_line,
         )
-        counters = Counters() if self._counting else None
         spm = Spm(
-            runtimes, ns_agent, self.max_connections, self.lifecycle, memory, counters, self.tracer
+            runtimes,
+            ns_agent,
+            self.max_connections,
+            self.lifecycle,
+            memory,
+            self._counters,
+            self.tracer,
         )
         # The one place the backend and interface are chosen, as TF-M's build does.
         backend: Backend
@@ -467,6 +475,8 @@ class System:
             self._kernel.backend.shutdown()
         self._kernel = None
         self.panic = None
+        if self._counters is not None:
+            self._counters.resets += 1
         self.state = SystemState.LOADED
         self.boot()
 

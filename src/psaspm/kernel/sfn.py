@@ -85,6 +85,10 @@ class SfnBackend:
         port.current = client
         return value
 
+    def retire(self, conn: Connection) -> None:
+        """The service function ran as the current component: stop serving."""
+        self.port.current.current_request = None
+
     def wait(self, part: PartitionRuntime, mask: int) -> int:
         port = self.port
         while True:
