@@ -248,6 +248,22 @@ class _PlatformHal:
             raise KeyError(f"no peripheral named {name!r} in the platform description")
         return spec.base
 
+    def wfi(self) -> None:
+        system = self._system
+        spm = system.spm
+        if spm.interrupts.pending:
+            return  # an interrupt is pending already: WFI does not sleep
+        if not system._wfi():
+            spm.halt(
+                PanicRecord(
+                    spm.current.name,
+                    "wfi",
+                    "deadlock: waiting for an interrupt with none pending and no armed "
+                    "device event to come",
+                    deadlock=True,
+                )
+            )
+
 
 class System:
     """A secure system: ``psaspm.load(...)`` returns one (contract sections 2-8)."""
@@ -382,6 +398,7 @@ class System:
             memory,
             self._counters,
             self.tracer,
+            self._wfi,
         )
         # The one place the backend and interface are chosen, as TF-M's build does.
         backend: Backend
@@ -561,6 +578,29 @@ class System:
         with self._secure(kernel):
             for device in self._devices.values():
                 device.tick(ticks)
+
+    def _wfi(self) -> bool:
+        """Wait for an interrupt: advance platform time to the next event of an armed
+        device model whose interrupt can be taken (its line low, a source bound to it
+        enabled), and take it.  False when no device can fire: nothing would ever wake
+        the SPE."""
+        kernel = self._kernel
+        if kernel is None:
+            return False
+        by_source = kernel.spm.interrupts.by_source
+        soonest: int | None = None
+        for device in self._devices.values():
+            ticks = device.next_event()
+            if ticks is None or (soonest is not None and ticks >= soonest):
+                continue
+            irqs = by_source.get(device.irq) if isinstance(device, Timer) and device.irq else None
+            if irqs and any(irq.enabled and not irq.line for irq in irqs):
+                soonest = ticks
+        if soonest is None:
+            return False
+        for device in list(self._devices.values()):
+            device.tick(soonest)
+        return True
 
     def device(self, name: str) -> Timer | Uart:
         """The device model behind a named peripheral in the current boot."""

@@ -95,13 +95,14 @@ class SfnBackend:
             ready = part.asserted & mask
             if ready:
                 return ready
-            if not port.interrupts_pending():
+            if not port.interrupts_pending() and not port.wfi():
                 port.halt(
                     PanicRecord(
                         part.name,
                         "psa_wait",
                         f"deadlock: waiting for signals {mask:#x} under the SFN backend, "
-                        "where only an interrupt can assert them, and no interrupt is pending",
+                        "where only an interrupt can assert them, and no interrupt is pending "
+                        "or can fire",
                         deadlock=True,
                     )
                 )

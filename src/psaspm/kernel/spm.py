@@ -108,6 +108,7 @@ class Spm:
         memory: AddressSpace,
         counters: Counters | None,
         tracer: Tracer | None,
+        wfi: Callable[[], bool],
     ) -> None:
         self._partitions = tuple(partitions)
         self.ns_agent = ns_agent
@@ -125,6 +126,7 @@ class Spm:
         self.memory = memory
         self.counters = counters
         self.tracer = tracer
+        self._wfi = wfi  # the platform's wait for interrupt: advance time to the next event
         self.current: PartitionRuntime = ns_agent  # the running partition
         self.backend: Backend  # set once by the system builder, before boot
         self.halted: PanicRecord | None = None
@@ -782,6 +784,9 @@ class Spm:
             return fn()
         except Exception as exc:  # halts and kernel bugs are BaseExceptions: they pass
             self.crash(partition, api, exc)
+
+    def wfi(self) -> bool:
+        return self._wfi()
 
     def interrupts_pending(self) -> bool:
         return bool(self.interrupts.pending)
