@@ -95,6 +95,15 @@ def system_headers_dir(system: SystemManifest, config: Mapping[str, object] | No
     configuration, written once (atomically) and shared by every build of it.
     """
     headers = render_headers(system, config)
+    try:
+        return _write_headers_dir(headers)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write generated headers under the build cache {cache_root()}: {exc}"
+        ) from None
+
+
+def _write_headers_dir(headers: Mapping[str, str]) -> Path:
     digest = hashlib.sha256()
     for name, text in headers.items():
         digest.update(name.encode() + b"\0" + text.encode() + b"\0")
@@ -174,7 +183,10 @@ def build_shared_object(
     if found is not None:
         STATS.cache_hits += 1
         return found
-    return _build(paths, folder, label, c_compiler, cxx_compiler, include_args, flags)
+    try:
+        return _build(paths, folder, label, c_compiler, cxx_compiler, include_args, flags)
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot write the build cache {cache_root()}: {exc}") from None
 
 
 def check_shared_object(path: str | os.PathLike[str], *, label: str) -> Path:
@@ -280,6 +292,7 @@ def _primary_key(
 ) -> str:
     material = {
         "recipe": RECIPE,
+        "cwd": os.getcwd(),  # relative -I flags and paths in cflags resolve against it
         "sources": [[str(p), _sha256(p.read_bytes())] for p in sources],
         "cc": c_compiler.identity,
         "cxx": cxx_compiler.identity if cxx_compiler is not None else None,

@@ -286,3 +286,15 @@ def test_include_flags_point_at_psaspm_headers() -> None:
         "psa/service.h",
         "psaspm/hal.h",
     }
+
+
+def test_unwritable_cache_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A $PSASPM_CACHE that cannot be written is a ConfigError naming it, not a traceback."""
+    blocker = _write(tmp_path / "not-a-folder", "a file where the cache folder should be\n")
+    monkeypatch.setenv("PSASPM_CACHE", str(blocker))
+    source, _ = _adder(tmp_path)
+    with pytest.raises(ConfigError, match=r"ADDER: cannot write the build cache .*not-a-folder"):
+        _build(tmp_path, source)
+    system = load_system_manifest(EXAMPLES / "echo" / "echo_service.yaml")
+    with pytest.raises(ConfigError, match=r"cannot write generated headers .*not-a-folder"):
+        system_headers_dir(system)

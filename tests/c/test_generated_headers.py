@@ -286,3 +286,12 @@ def test_cli_cflags_prints_the_include_flag(capsys: Any) -> None:
     assert (INCLUDE_DIR / "psaspm" / "hal.h").is_file()
     assert main(["cflags", "--client"]) == 0
     assert shlex.split(capsys.readouterr().out) == words
+
+
+def test_cli_headers_unwritable_output_exits_2(tmp_path: Path, capsys: Any) -> None:
+    """An output folder that cannot be made is exit 2 naming the header it could not write."""
+    blocker = tmp_path / "file"
+    blocker.write_text("in the way\n")
+    manifest = Path(__file__).resolve().parents[2] / "examples" / "echo" / "echo_service.yaml"
+    assert main(["headers", str(manifest), "-o", str(blocker)]) == 2
+    assert "cannot write generated header" in capsys.readouterr().err
