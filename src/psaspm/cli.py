@@ -586,12 +586,61 @@ def run_serve(args: argparse.Namespace) -> int:
     return serve_until_signalled(server)
 
 
+def add_headers_command(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "headers",
+        help="write the C headers TF-M's manifest tool generates (sid.h, pid.h, ...)",
+        description="Write psa_manifest/sid.h, psa_manifest/pid.h, "
+        "psa_manifest/<manifest basename>.h per partition, config_impl.h and "
+        "psa/framework_feature.h for this configuration, as TF-M's manifest tool "
+        "and build do. Compile partition code with -I DIR and `psaspm cflags`.",
+    )
+    add_system_options(parser)
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="DIR", help="folder to write the headers in"
+    )
+    parser.set_defaults(handler=run_headers)
+
+
+def run_headers(args: argparse.Namespace) -> int:
+    from psaspm.manifest.headers import write_headers
+
+    options = system_options(args)
+    system = load_system_manifest(**options)
+    written = write_headers(system, args.output, options["config"])
+    print(f"wrote {len(written)} headers to {args.output}")
+    return EXIT_OK
+
+
+def add_cflags_command(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "cflags", help="print the compiler flags for psaspm's PSA headers (psa/client.h, ...)"
+    )
+    parser.add_argument(
+        "--client",
+        action="store_true",
+        help="flags for a C client of `psaspm serve` (for now the same -I flags)",
+    )
+    parser.set_defaults(handler=run_cflags)
+
+
+def run_cflags(args: argparse.Namespace) -> int:
+    import shlex
+
+    from psaspm.cbuild import include_flags
+
+    print(" ".join(shlex.quote(flag) for flag in include_flags()))
+    return EXIT_OK
+
+
 COMMANDS: list[Callable[[Subparsers], None]] = [
     add_layout_command,
     add_check_command,
     add_run_command,
     add_compare_command,
     add_serve_command,
+    add_headers_command,
+    add_cflags_command,
 ]
 
 
