@@ -148,6 +148,18 @@ def test_code_option_for_an_unknown_partition(
         assert "'TFM_SP_TYPO': no such partition in this system (partitions: TFM_SP_ONE)" in err
 
 
+def test_serve_refuses_code_for_an_unknown_partition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """serve takes --code too: an unknown partition name is exit 2 before anything listens."""
+    code = _write(tmp_path / "other.py", OK_SFN)
+    socket = tmp_path / "spe.sock"
+    argv = ["serve", STATELESS, "--listen", f"unix:{socket}", "--code", f"TFM_SP_TYPO={code}"]
+    assert main(argv) == 2
+    assert "'TFM_SP_TYPO': no such partition" in capsys.readouterr().err
+    assert not socket.exists()
+
+
 def test_code_for_a_disabled_partition_is_ignored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
