@@ -23,7 +23,7 @@ import pytest
 
 import psaspm
 import psaspm.trace
-from psaspm.kernel.interfaces import _TracingInterface
+from psaspm.kernel.interfaces import unwrapped
 from psaspm.psa import PSA_SUCCESS, psa_msg_t, psa_panic
 from psaspm.trace import ChromeTrace
 
@@ -215,10 +215,10 @@ def test_tracing_off_installs_nothing() -> None:
     kernel = system._kernel
     assert kernel is not None
     assert kernel.spm.tracer is None
-    assert not isinstance(kernel.iface, _TracingInterface)
+    assert unwrapped(kernel.iface)
     traced = psaspm.load(STATELESS, backend="ipc", isolation=1, tracer=ChromeTrace())
     traced.boot()
-    assert traced._kernel is not None and isinstance(traced._kernel.iface, _TracingInterface)
+    assert traced._kernel is not None and not unwrapped(traced._kernel.iface)
 
 
 def test_trace_without_attach_still_loads(tmp_path: Path) -> None:

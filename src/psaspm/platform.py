@@ -189,7 +189,7 @@ def build_address_space(
     domain_of: Mapping[str, int],
     ns_region: Region,
     line: Line,
-) -> tuple[AddressSpace, Devices, dict[str, Region]]:
+) -> tuple[AddressSpace, Devices]:
     """Lay out one boot's memory: SPM data, each partition's data and stack, MMIO."""
     space = AddressSpace(lambda name: domain_of[name])
     space.add(ns_region)
@@ -210,7 +210,7 @@ def build_address_space(
         return space.add(Region(name, start, length, kind, owner))
 
     carve("SPM", platform.spm_data, Kind.SPM, None)
-    data_regions: dict[str, Region] = {}
+    data_regions = space.private
     for part in partitions:
         heap = part.heap_size if isinstance(part.heap_size, int) and part.heap_size > 0 else 0
         stack = part.stack_size if isinstance(part.stack_size, int) else 0x400
@@ -254,4 +254,4 @@ def build_address_space(
                     devices[key] = device
             writable = asset.permission is Permission.READ_WRITE
             region.users[part.name] = region.users.get(part.name, False) or writable
-    return space, devices, data_regions
+    return space, devices

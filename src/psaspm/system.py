@@ -9,6 +9,7 @@ and 3.  The kernel never asks which one it runs.
 from __future__ import annotations
 
 import contextlib
+import enum
 import importlib.util
 import itertools
 import sys
@@ -18,25 +19,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from threading import get_ident
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from psaspm import sprt
 from psaspm.consts import PSA_LIFECYCLE_UNKNOWN
-from psaspm.errors import ConfigError, Deadlock, Panic, PanicRecord
-from psaspm.kernel.backends import IpcBackend, SfnBackend
-from psaspm.kernel.door import DOOR
+from psaspm.errors import ConfigError, Deadlock, InternalError, Panic, PanicRecord
+from psaspm.kernel.contract import Backend, KernelBug, Rejected, SpeHalt
+from psaspm.kernel.door import DOOR, Hal
 from psaspm.kernel.instruments import Counters, Tracer
 from psaspm.kernel.interfaces import (
-    CrossCallInterface,
     Interface,
-    SfnInterface,
-    SvcInterface,
+    cross_interface,
+    sfn_interface,
+    svc_interface,
     traced,
 )
+from psaspm.kernel.ipc import IpcBackend
 from psaspm.kernel.memory import PRIVILEGED, Kind, MemoryFault, Ptr, Region, Subject, allocate, span
 from psaspm.kernel.objects import Buffer, InVec, OutVec
-from psaspm.kernel.partition import IrqRuntime, PartitionRuntime, ServiceRuntime
-from psaspm.kernel.spm import SpeHalt, Spm
+from psaspm.kernel.runtime import IrqRuntime, PartitionRuntime, ServiceRuntime
+from psaspm.kernel.sfn import SfnBackend
+from psaspm.kernel.spm import Spm
 from psaspm.manifest import constants_dict, layout_dict, load_system_manifest
 from psaspm.manifest.model import Handling, Model, Partition, PartitionType, SystemManifest
 from psaspm.platform import Devices, Timer, Uart, build_address_space, load_platform
@@ -45,6 +48,21 @@ CodeSpec = ModuleType | str | Path | Sequence[str | Path]
 _module_ids = itertools.count(1)
 _PSASPM_DIR = str(Path(__file__).resolve().parent)
 C_CODE_UNSUPPORTED = "C partition code is not supported yet (give a .py file)"
+
+
+class SystemState(enum.StrEnum):
+    """``system.state``; its values are the contract's strings.
+
+    ``LOADED`` until ``boot()`` (and again, briefly, inside ``reset()``);
+    ``RUNNING`` once booted; ``PANICKED`` once the SPE halted (``system.panic``
+    says why) until ``reset()``; ``BROKEN`` once SPM code itself raised (an
+    internal error: a psaspm bug), for good: every later call raises it again.
+    """
+
+    LOADED = "loaded"
+    RUNNING = "running"
+    PANICKED = "panicked"
+    BROKEN = "broken"
 
 
 def _boundary(part: Partition, isolation: int, arot_index: int) -> int:
@@ -197,15 +215,17 @@ class NsClient:
             raise ValueError(f"a non-secure client ID must be a negative int, not {client_id!r}")
         self.system = system
         self.client_id = client_id
+        # Why the SPM rejected this client's last call; None if it was not rejected.
+        self.last_error: str | None = None
 
     def framework_version(self) -> int:
-        return self.system._ns_call(self.client_id, "psa_framework_version")  # type: ignore[no-any-return]
+        return int(self.system._ns_call(self, "psa_framework_version"))
 
     def version(self, sid: int) -> int:
-        return self.system._ns_call(self.client_id, "psa_version", sid)  # type: ignore[no-any-return]
+        return int(self.system._ns_call(self, "psa_version", sid))
 
     def connect(self, sid: int, version: int) -> int:
-        return self.system._ns_call(self.client_id, "psa_connect", sid, version)  # type: ignore[no-any-return]
+        return int(self.system._ns_call(self, "psa_connect", sid, version))
 
     def call(
         self,
@@ -214,10 +234,11 @@ class NsClient:
         in_vecs: Sequence[InVec] = (),
         out_vecs: Sequence[OutVec] = (),
     ) -> int:
-        return self.system._ns_call(self.client_id, "psa_call", handle, type, in_vecs, out_vecs)  # type: ignore[no-any-return]
+        status: int = self.system._ns_call(self, "psa_call", handle, type, in_vecs, out_vecs)
+        return status
 
     def close(self, handle: int) -> None:
-        self.system._ns_call(self.client_id, "psa_close", handle)
+        self.system._ns_call(self, "psa_close", handle)
 
 
 class NsMemory:
@@ -255,15 +276,67 @@ class NsMemory:
 class _Kernel:
     """One boot's worth of runtime: the SPM, its backend and interface."""
 
-    def __init__(
-        self,
-        spm: Spm,
-        backend: SfnBackend | IpcBackend,
-        iface: Interface,
-    ) -> None:
+    __slots__ = ("backend", "iface", "spm")
+
+    def __init__(self, spm: Spm, backend: Backend, iface: Interface) -> None:
         self.spm = spm
         self.backend = backend
         self.iface = iface
+
+
+class _PlatformHal:
+    """``psaspm.hal`` for a system: what the door's :class:`Hal` offers, acting as the
+    running partition (a denied access is its modelled MemManage or BusFault)."""
+
+    def __init__(self, system: System) -> None:
+        self._system = system
+
+    def constants(self) -> Mapping[str, int]:
+        return self._system.constants
+
+    def assert_irq(self, source: str | int) -> None:
+        self._system.assert_irq(source)
+
+    def deassert_irq(self, source: str | int) -> None:
+        self._system.deassert_irq(source)
+
+    def malloc(self, size: int) -> Ptr:
+        spm = self._system.spm
+        return spm.memory.allocate_private(spm.current.name, size)
+
+    def read(self, addr: int, size: int) -> bytes:
+        spm = self._system.spm
+        try:
+            return spm.memory.read(spm.current.subject, addr, size)
+        except MemoryFault as fault:
+            spm.fault(fault.fault, str(fault))
+
+    def write(self, addr: int, data: Buffer) -> None:
+        spm = self._system.spm
+        try:
+            spm.memory.write(spm.current.subject, addr, data)
+        except MemoryFault as fault:
+            spm.fault(fault.fault, str(fault))
+
+    def read32(self, addr: int) -> int:
+        spm = self._system.spm
+        try:
+            return spm.memory.read32(spm.current.subject, addr)
+        except MemoryFault as fault:
+            spm.fault(fault.fault, str(fault))
+
+    def write32(self, addr: int, value: int) -> None:
+        spm = self._system.spm
+        try:
+            spm.memory.write32(spm.current.subject, addr, value)
+        except MemoryFault as fault:
+            spm.fault(fault.fault, str(fault))
+
+    def peripheral_base(self, name: str) -> int:
+        spec = self._system.platform.peripherals.get(name)
+        if spec is None:
+            raise KeyError(f"no peripheral named {name!r} in the platform description")
+        return spec.base
 
 
 class System:
@@ -288,6 +361,8 @@ class System:
         self.lifecycle = lifecycle
         self._code = _checked_code(manifest, code or {})
         self._counting = counters
+        # One set of counters for the system's life: a reset keeps them (contract section 8).
+        self._counters = Counters() if counters else None
         self.tracer = tracer
         self._constants = constants_dict(manifest)
         self.platform = load_platform(platform)
@@ -299,7 +374,9 @@ class System:
         self._depth = 0  # > 0 while secure code runs on behalf of boot() or an NS call
         self._owner = get_ident()  # the OS thread the system runs in (set again at boot)
         self.panic: PanicRecord | None = None
-        self.state = "loaded"
+        self.state = SystemState.LOADED
+        self._bug: tuple[Exception, str] = (InternalError("no internal error"), "")
+        self._hal: Hal = _PlatformHal(self)
 
     # ---------------------------------------------------------------- info
     def layout(self) -> dict[str, Any]:
@@ -313,11 +390,12 @@ class System:
 
     @property
     def stats(self) -> dict[str, int]:
+        counters = self._counters
+        if counters is None:
+            return {}
+        stats = counters.as_dict()
         kernel = self._kernel
-        if kernel is None or kernel.spm.counters is None:
-            return Counters().as_dict() if self._counting else {}
-        stats = kernel.spm.counters.as_dict()
-        stats["connections_in_use"] = kernel.spm.pool.in_use
+        stats["connections_in_use"] = kernel.spm.pool.in_use if kernel is not None else 0
         return stats
 
     @property
@@ -400,28 +478,31 @@ class System:
             runtimes.append(rt)
         ns_agent = PartitionRuntime(None, "NS", 0, 0)
         ns_agent.boundary = PRIVILEGED
-        spm = Spm(runtimes, ns_agent, self.max_connections, self.lifecycle)
-        spm.memory, self._devices, spm.data_regions = build_address_space(
+        memory, self._devices = build_address_space(
             self.platform,
             manifest.partitions,
             {rt.name: rt.boundary for rt in runtimes},
             self.ns_memory.region,
             self._device_line,
         )
-        spm.counters = Counters() if self._counting else None
-        spm.tracer = self.tracer
-        backend: SfnBackend | IpcBackend
+        spm = Spm(
+            runtimes,
+            ns_agent,
+            self.max_connections,
+            self.lifecycle,
+            memory,
+            self._counters,
+            self.tracer,
+        )
+        # The one place the backend and interface are chosen, as TF-M's build does.
+        backend: Backend
         iface: Interface
         if manifest.backend == "sfn":
             backend = SfnBackend(spm)
-            iface = SfnInterface(spm)
+            iface = sfn_interface(spm)
         else:
-            backend = IpcBackend(spm)
-            iface = (
-                CrossCallInterface(spm, backend)
-                if manifest.isolation == 1
-                else SvcInterface(spm, backend)
-            )
+            ipc = backend = IpcBackend(spm)
+            iface = (cross_interface if manifest.isolation == 1 else svc_interface)(spm, ipc)
         spm.backend = backend
         if self.tracer is not None:
             iface = traced(iface, spm, self.tracer)
@@ -453,34 +534,45 @@ class System:
     # ---------------------------------------------------------------- running
     @contextmanager
     def _secure(self, kernel: _Kernel) -> Iterator[None]:
-        """Run secure code: install the interface behind the door; a halt becomes Panic."""
-        previous = DOOR.iface, DOOR.system
-        DOOR.iface = kernel.iface
-        DOOR.system = self
+        """Run secure code: install the interface behind the door; a halt becomes Panic,
+        an exception of SPM code an InternalError that breaks the system for good."""
+        door = DOOR
+        previous = door.iface, door.hal
+        door.iface = kernel.iface
+        door.hal = self._hal
         self._depth += 1
         try:
             yield
         except SpeHalt as halt:
             self._halted(halt.record)
+        except KernelBug as bug:
+            self._broke(bug.error, str(bug))
         finally:
             self._depth -= 1
-            DOOR.iface, DOOR.system = previous
+            door.iface, door.hal = previous
 
-    def _halted(self, record: PanicRecord) -> None:
-        self.state = "panicked"
+    def _halted(self, record: PanicRecord) -> NoReturn:
+        self.state = SystemState.PANICKED
         self.panic = record
         if record.deadlock:
             raise Deadlock(record) from None
         raise Panic(record) from None
 
+    def _broke(self, error: Exception, what: str) -> NoReturn:
+        """SPM code raised: a bug in psaspm.  Stop loudly, keeping the original traceback."""
+        self.state = SystemState.BROKEN
+        self._bug = (error, what)
+        raise InternalError(f"{what} (the system is broken; this is a psaspm bug)") from error
+
     def boot(self) -> None:
         """Initialise every partition in load order, then run until the SPE is idle."""
-        if self.state != "loaded":
+        if self.state is not SystemState.LOADED:
+            self._refuse_if_broken()
             raise ConfigError(f"boot() needs a freshly loaded system; this one is {self.state}")
         kernel = self._build()
         self._kernel = kernel
         self._owner = get_ident()
-        self.state = "running"
+        self.state = SystemState.RUNNING
         with self._secure(kernel):
             kernel.backend.system_run()
 
@@ -488,21 +580,32 @@ class System:
         """Reboot from scratch: fresh handles, signals and partition state."""
         if self._depth:
             raise RuntimeError("reset() cannot be called from secure code")
+        self._refuse_if_broken()
         self._check_thread()
         if self._kernel is not None:
             self._kernel.backend.shutdown()
         self._kernel = None
         self.panic = None
-        self.state = "loaded"
+        if self._counters is not None:
+            self._counters.resets += 1
+        self.state = SystemState.LOADED
         self.boot()
 
     def ns_client(self, client_id: int = -1) -> NsClient:
         return NsClient(self, client_id)
 
+    def _refuse_if_broken(self) -> None:
+        if self.state is SystemState.BROKEN:
+            error, what = self._bug
+            raise InternalError(
+                f"this system is broken by an earlier internal error: {what}"
+            ) from error
+
     def _running_kernel(self) -> _Kernel:
-        if self.state == "panicked":
+        if self.state is SystemState.PANICKED:
             assert self.panic is not None
             raise Panic(self.panic)
+        self._refuse_if_broken()
         kernel = self._kernel
         if kernel is None:
             raise ConfigError("the system is not booted: call system.boot() first")
@@ -518,32 +621,44 @@ class System:
                 "(psaspm serve shows how to feed a system from other threads)"
             )
 
-    def _ns_call(self, client_id: int, api: str, *args: Any) -> Any:
+    def _ns_call(self, client: NsClient, api: str, *args: Any) -> Any:
         kernel = self._kernel
-        if kernel is None or self._depth or self.state != "running" or get_ident() != self._owner:
+        if (
+            kernel is None
+            or self._depth
+            or self.state is not SystemState.RUNNING
+            or get_ident() != self._owner
+        ):
             kernel = self._running_kernel()
             if self._depth:
                 raise RuntimeError(
                     f"non-secure {api} from secure code: partition code must use psaspm.psa"
                 )
-        kernel.spm.ns_agent.ns_client_id = client_id
+        kernel.spm.ns_agent.ns_client_id = client.client_id
         kernel.backend.enter_ns()
         # What _secure() does, inline: this is every NS call's path.
         door = DOOR
         previous_iface = door.iface
-        previous_system = door.system
+        previous_hal = door.hal
         iface = kernel.iface
         door.iface = iface
-        door.system = self
+        door.hal = self._hal
         self._depth += 1
         try:
-            return getattr(iface, api)(*args)
+            result = getattr(iface, api)(*args)
         except SpeHalt as halt:
             self._halted(halt.record)
+        except KernelBug as bug:
+            self._broke(bug.error, str(bug))
         finally:
             self._depth -= 1
             door.iface = previous_iface
-            door.system = previous_system
+            door.hal = previous_hal
+        if result.__class__ is Rejected:
+            client.last_error = result.reason
+            return int(result)
+        client.last_error = None
+        return result
 
     # ---------------------------------------------------------------- interrupts
     def tick(self, ticks: int = 1) -> None:
@@ -567,7 +682,7 @@ class System:
 
     def _device_line(self, source: str, level: bool) -> None:
         kernel = self._kernel
-        if kernel is not None and source in kernel.spm.irq_by_source:
+        if kernel is not None and source in kernel.spm.interrupts.by_source:
             self._drive(source, level)
 
     def assert_irq(self, source: str | int) -> None:
@@ -578,19 +693,19 @@ class System:
 
     def _drive(self, source: str | int, level: bool) -> None:
         kernel = self._running_kernel()
-        spm = kernel.spm
-        if source not in spm.irq_by_source:
-            known = ", ".join(sorted(str(s) for s in spm.irq_by_source)) or "none"
+        interrupts = kernel.spm.interrupts
+        if source not in interrupts.by_source:
+            known = ", ".join(sorted(str(s) for s in interrupts.by_source)) or "none"
             raise ConfigError(f"no partition binds interrupt source {source!r} (known: {known})")
         if self._depth:
             # From partition code: change the line; an enabled source is taken at once
             # where the running context may be preempted.
-            spm.set_line(source, level)
+            interrupts.set_line(source, level)
             kernel.backend.preempt()
             return
         kernel.backend.enter_ns()
         with self._secure(kernel):
-            spm.set_line(source, level)
+            interrupts.set_line(source, level)
             kernel.backend.preempt()
 
 
