@@ -13,6 +13,7 @@ import enum
 import importlib.util
 import itertools
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,8 +44,10 @@ from psaspm.manifest import constants_dict, layout_dict, load_system_manifest
 from psaspm.manifest.model import Handling, Model, Partition, PartitionType, SystemManifest
 from psaspm.platform import Devices, Timer, Uart, build_address_space, load_platform
 
-CodeSpec = ModuleType | str | Path
+CodeSpec = ModuleType | str | Path | Sequence[str | Path]
 _module_ids = itertools.count(1)
+_PSASPM_DIR = str(Path(__file__).resolve().parent)
+C_CODE_UNSUPPORTED = "C partition code is not supported yet (give a .py file)"
 
 
 class SystemState(enum.StrEnum):
@@ -88,21 +91,91 @@ def import_python_file(path: Path, kind: str, label: str) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise ConfigError(f"{label}: importing {path} failed: {type(exc).__name__}: {exc}") from exc
+        where = _own_frames(exc)
+        raise ConfigError(
+            f"{label}: importing {path} failed: {type(exc).__name__}: {exc}{where}"
+        ) from exc
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
     return module
 
 
+def _own_frames(exc: BaseException) -> str:
+    """Where the user's code raised, as `` (at FILE:LINE in FUNC: SOURCE <- ...)``: the
+    frames of the imported file and what it imported, innermost first, without
+    psaspm's and importlib's.  Empty when there is none (a SyntaxError names its line)."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith((_PSASPM_DIR, "<frozen "))
+    ]
+    if not frames:
+        return ""
+    parts = []
+    for frame in reversed(frames):
+        text = f"{frame.filename}:{frame.lineno} in {frame.name}"
+        if frame.line:
+            text += f": {frame.line.strip()}"
+        parts.append(text)
+    return " (at " + " <- ".join(parts) + ")"
+
+
 def _import_file(path: Path, owner: str) -> ModuleType:
     """Load a partition's Python file as a fresh module (fresh state at every boot)."""
     if not path.is_file():
-        raise ConfigError(
-            f"{owner}: no partition code: {path} does not exist "
-            f"(put it beside the manifest, or pass code={{'{owner}': ...}})"
-        )
+        raise ConfigError(_missing_code(path, owner))
     return import_python_file(path, "partition", owner)
+
+
+def _missing_code(path: Path, owner: str) -> str:
+    beside = path.with_suffix(".c")
+    if path.suffix == ".py" and beside.is_file():
+        return f"{owner}: {beside}: {C_CODE_UNSUPPORTED}"
+    return (
+        f"{owner}: no partition code: {path} does not exist "
+        f"(put it beside the manifest, or pass code={{'{owner}': ...}} / --code {owner}=FILE)"
+    )
+
+
+def _code_spec(owner: str, spec: object) -> ModuleType | Path:
+    """One ``code=`` entry checked: a module, or the path of a ``.py`` file.  C sources
+    (a ``.c`` path or a list of them) and shared objects are refused until psaspm has a
+    C runtime."""
+    if isinstance(spec, ModuleType):
+        return spec
+    if isinstance(spec, str | Path):
+        files: list[object] = [spec]
+    elif isinstance(spec, list | tuple):
+        files = list(spec)
+    else:
+        raise ConfigError(f"{owner}: code {spec!r} is not a module, a file or a list of files")
+    if not files or not all(isinstance(f, str | Path) and str(f) for f in files):
+        raise ConfigError(f"{owner}: code {spec!r} is not a module, a file or a list of files")
+    paths = [Path(str(f)) for f in files]
+    if any(p.suffix in (".c", ".so") for p in paths):
+        named = ", ".join(str(p) for p in paths)
+        raise ConfigError(f"{owner}: {named}: {C_CODE_UNSUPPORTED}")
+    if len(paths) > 1 or paths[0].suffix != ".py":
+        named = ", ".join(str(p) for p in paths)
+        raise ConfigError(f"{owner}: code {named}: expected one .py file")
+    return paths[0]
+
+
+def partition_symbols(part: Partition) -> list[str]:
+    """The functions a partition's code must define, by the names TF-M generates (what
+    ``System._bind_code`` looks up): the IPC ``entry_point``; an SFN partition's
+    ``entry_init`` and ``<service>_sfn`` functions; each FLIH IRQ's ``<irq>_flih``."""
+    names = [
+        irq.name.removesuffix("_SIGNAL").lower() + "_flih"
+        for irq in part.irqs
+        if irq.handling is Handling.FLIH
+    ]
+    if part.model is Model.IPC:
+        return [*names, *([part.entry_point] if part.entry_point else [])]
+    if part.entry_init:
+        names.append(part.entry_init)
+    return names + [svc.name.lower() + "_sfn" for svc in part.services]
 
 
 def _symbol(module: ModuleType, owner: str, name: str, required: bool = True) -> Any:
@@ -115,6 +188,23 @@ def _symbol(module: ModuleType, owner: str, name: str, required: bool = True) ->
     if not callable(fn):
         raise ConfigError(f"{owner}: {name} in the partition code is not a function")
     return fn
+
+
+def _checked_code(
+    manifest: SystemManifest, code: Mapping[str, CodeSpec]
+) -> dict[str, ModuleType | Path]:
+    """``code=`` for the enabled partitions.  Entries for partitions a conditional
+    disabled are ignored (contract section 2); a name that is no partition at all is
+    an error, naming it and the partitions there are."""
+    names = [p.name for p in manifest.partitions]
+    unknown = [k for k in code if k not in names and k not in manifest.disabled_partitions]
+    if unknown:
+        known = ", ".join(names) or "none"
+        raise ConfigError(
+            f"code given for {', '.join(map(repr, unknown))}: no such partition in this system "
+            f"(partitions: {known})"
+        )
+    return {k: _code_spec(k, v) for k, v in code.items() if k in names}
 
 
 class NsClient:
@@ -285,9 +375,7 @@ class System:
         self.isolation = manifest.isolation
         self.max_connections = max_connections
         self.lifecycle = lifecycle
-        names = {p.name for p in manifest.partitions}
-        # Entries for partitions a conditional disabled are ignored (contract section 2).
-        self._code = {k: v for k, v in (code or {}).items() if k in names}
+        self._code = _checked_code(manifest, code or {})
         self._counting = counters
         # One set of counters for the system's life: a reset keeps them (contract section 8).
         self._counters = Counters() if counters else None
@@ -356,7 +444,30 @@ class System:
             return _import_file(part.manifest_path.with_suffix(".py"), part.name)
         if isinstance(spec, ModuleType):
             return spec
-        return _import_file(Path(spec), part.name)
+        return _import_file(spec, part.name)
+
+    def check_code(self) -> tuple[list[str], list[str]]:
+        """``(warnings, errors)`` about every partition's code, without booting.
+
+        A partition whose code file is not there is a warning naming the file looked
+        for (the manifests may still be fine); code that does not import, or lacks a
+        function the manifest names, is an error.  Importing runs the files' top level.
+        """
+        warnings: list[str] = []
+        errors: list[str] = []
+        for part in self.manifest.partitions:
+            spec = self._code.get(part.name)
+            path = part.manifest_path.with_suffix(".py") if spec is None else spec
+            if isinstance(path, Path) and not path.is_file():
+                (warnings if spec is None else errors).append(_missing_code(path, part.name))
+                continue
+            try:
+                module = self._load_code(part)
+                for name in partition_symbols(part):
+                    _symbol(module, part.name, name)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        return warnings, errors
 
     def _build(self) -> _Kernel:
         manifest = self.manifest
