@@ -184,28 +184,31 @@ def test_code_for_a_disabled_partition_is_ignored(
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("part.c", "C partition code is not supported yet"),
-        ("a.c,b.c", "C partition code is not supported yet"),
-        ("part.so", "C partition code is not supported yet"),
+        ("part.c", "C source part.c not found"),
+        ("a.c,b.c", "C source a.c not found"),
+        ("part.so", "part.so"),
         ("a.py,b.py", "expected one .py file"),
         ("part.txt", "expected one .py file"),
+        ("x.so,b.c", "a prebuilt .so is used alone"),
         ("", "expected PARTITION=FILE[,FILE...]"),
     ],
 )
 def test_code_option_file_kinds(
     value: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--code takes one .py file; a list of files is parsed, but C sources and shared objects are
-    refused clearly until psaspm runs C code (exit 2)."""
+    """--code takes one .py file, C sources or one .so; a missing file or another mix is
+    refused clearly, naming the file (exit 2)."""
     manifest = str(_manifest(tmp_path, "sp", "TFM_SP_ONE"))
     assert main(["run", manifest, "--code", f"TFM_SP_ONE={value}"]) == 2
     assert message in capsys.readouterr().err
 
 
-def test_load_refuses_c_code() -> None:
-    """load(code=...) refuses a .c path or a list of them, naming the partition."""
-    with pytest.raises(psaspm.ConfigError, match=r"CHECKSUM.*C partition code is not supported"):
-        psaspm.load(STATELESS, code={"TFM_SP_EXAMPLE_CHECKSUM": ["crc.c", "table.c"]})
+def test_load_checks_c_sources_at_boot(tmp_path: Path) -> None:
+    """load(code=...) takes a list of .c paths; a missing one is a ConfigError naming the
+    partition and the file when the system boots."""
+    system = psaspm.load(STATELESS, code={"TFM_SP_EXAMPLE_CHECKSUM": ["crc.c", "table.c"]})
+    with pytest.raises(psaspm.ConfigError, match=r"CHECKSUM.*crc\.c"):
+        system.boot()
 
 
 # --------------------------------------------------------------------------- check

@@ -25,6 +25,7 @@ LAYERS = {
     "psa": 3,
     "hal": 3,
     "sprt": 4,
+    "crt": 4,  # the C runtime: C partition code behind the PSA door
     "platform": 4,
     "system": 5,
     "trace": 5,

@@ -10,15 +10,22 @@ Generated, checked in, typed and readable (never built at run time):
 - ``src/psaspm/kernel/_generated_entries.py``: each interface's entries into
   the SPM (SFN, cross call, SVC), one closure per API with only the steps that
   API and interface need;
-- ``src/psaspm/psa.py``: partition code's API, calling through the door.
+- ``src/psaspm/psa.py``: partition code's API, calling through the door;
+- ``src/psaspm/crt/shim.c``: the C runtime's shim, which defines every PSA
+  function that has a C prototype in the table (and the ``psaspm/hal.h``
+  functions, read from that header) as a forwarder to a Python callback;
+- ``src/psaspm/crt/_cdef.py``: the shim's declarations for cffi and the type of
+  each callback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -376,16 +383,278 @@ def generated_psa() -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- the C shim
+HAL_H = ROOT / "src/psaspm/include/psaspm/hal.h"
+
+# The scalar types of the C prototypes, as the callbacks see them (fixed-width base
+# types cffi knows); every pointer crosses as uintptr_t, an address Python checks.
+_ABI_TYPES = {
+    "void": "void",
+    "uint32_t": "uint32_t",
+    "int32_t": "int32_t",
+    "size_t": "size_t",
+    "uintptr_t": "uintptr_t",
+    "psa_handle_t": "int32_t",
+    "psa_status_t": "int32_t",
+    "psa_signal_t": "uint32_t",
+    "psa_irq_status_t": "uint32_t",
+    "psa_flih_result_t": "uint32_t",
+}
+
+
+@dataclass(frozen=True)
+class CFunction:
+    """One C function the shim defines, parsed from its prototype."""
+
+    name: str
+    returns: str  # as written: "const void *"
+    params: tuple[tuple[str, str], ...]  # (type as written, name)
+    noreturn: bool = False
+
+    def abi(self, ctype: str) -> str:
+        if "*" in ctype:
+            return "uintptr_t"
+        return _ABI_TYPES[ctype.replace("const ", "").strip()]
+
+    @property
+    def pointers(self) -> bool:
+        """Whether an argument or the result is a pointer (Python converts it)."""
+        return "*" in self.returns or any("*" in t for t, _ in self.params)
+
+    def callback_type(self, name: str = "") -> str:
+        """The callback's C type (``name`` given: a declarator of that name)."""
+        params = ", ".join(self.abi(t) for t, _ in self.params) or "void"
+        return f"{self.abi(self.returns)} (*{name})({params})"
+
+
+def _c_function(prototype: str, noreturn: bool = False) -> CFunction:
+    head, _, rest = prototype.partition("(")
+    match = re.fullmatch(r"\s*(.*?)\s*\b(\w+)\s*", head)
+    assert match is not None, prototype
+    returns, name = match.group(1), match.group(2)
+    inner = rest.rsplit(")", 1)[0].strip()
+    params: list[tuple[str, str]] = []
+    if inner and inner != "void":
+        for piece in inner.split(","):
+            found = re.fullmatch(r"\s*(.*?)\s*\b(\w+)\s*", piece)
+            assert found is not None, prototype
+            params.append((found.group(1), found.group(2)))
+    return CFunction(name, returns, tuple(params), noreturn)
+
+
+def c_functions() -> list[CFunction]:
+    """The PSA API's C functions (the table's ``c`` prototypes), then psaspm/hal.h's."""
+    out = [_c_function(api.c, noreturn=api.returns == "NoReturn") for api in API if api.c]
+    text = HAL_H.read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if re.match(r"\w.*\bpsaspm_hal_\w+\(.*\);$", line):
+            out.append(_c_function(line.rstrip(";")))
+    return out
+
+
+def _forwarder(fn: CFunction) -> list[str]:
+    params = ", ".join(f"{t}{'' if t.endswith('*') else ' '}{n}" for t, n in fn.params)
+    args = ", ".join(f"(uintptr_t){n}" if "*" in t else n for t, n in fn.params)
+    returns = fn.returns if fn.returns.endswith("*") else fn.returns + " "
+    lines = [f"{returns}{fn.name}({params or 'void'})", "{", "    jmp_buf *top = psaspm_top;"]
+    call = f"psaspm_callbacks.{fn.name}({args})"
+    if fn.noreturn:
+        lines += [
+            f"    {call};",
+            "    psaspm_top = top;",
+            "    psaspm_halting = 1; /* a halt cannot return */",
+            "    psaspm_unwind();",
+            f'    psaspm_fatal("{fn.name} returned");',
+        ]
+    elif fn.returns == "void":
+        lines += [
+            f"    {call};",
+            "    psaspm_top = top;",
+            "    if (psaspm_halting) {",
+            "        psaspm_unwind();",
+            "    }",
+        ]
+    else:
+        result = f"({fn.returns})" if "*" in fn.returns else ""
+        lines += [
+            f"    {fn.abi(fn.returns)} result = {call};",
+            "    psaspm_top = top;",
+            "    if (psaspm_halting) {",
+            "        psaspm_unwind();",
+            "    }",
+            f"    return {result}result;",
+        ]
+    return [*lines, "}", ""]
+
+
+# How psaspm_enter calls partition code, by kind (crt.Kind has the same numbers).
+ENTER_KINDS = (
+    ("VOID", "void (*)(void)", "entry point"),
+    ("STATUS", "psa_status_t (*)(void)", "entry_init"),
+    ("FLIH", "psa_flih_result_t (*)(void)", "a FLIH"),
+    ("SFN", "psa_status_t (*)(const psa_msg_t *)", "a service function"),
+)
+
+
+def generated_shim() -> str:
+    functions = c_functions()
+    lines = [
+        "/* Generated by tools/gen_api.py from psaspm.kernel.api and psaspm/hal.h: do not edit. */",
+        "/*",
+        " * psaspm's C runtime shim.  Loaded once, RTLD_GLOBAL, before any C partition, it",
+        " * defines the PSA functions partition code calls.  Each forwards to a Python",
+        " * callback (psaspm.crt), pointers as addresses.  Partition code is entered only",
+        " * through psaspm_enter(), a setjmp trampoline: when a callback finds the SPE",
+        " * halting (or any exception), Python parks the exception and calls",
+        " * psaspm_unwind_next(); the forwarder then longjmps back to the innermost",
+        " * psaspm_enter of the running C stack, so no exception unwinds through C frames.",
+        " * psaspm_top is that innermost trampoline; each forwarder keeps it on its own",
+        " * stack across the callback, since other partition threads (greenlets, each",
+        " * with its own C stack) may enter C while this one waits.",
+        " */",
+        "",
+        "#include <setjmp.h>",
+        "#include <stdint.h>",
+        "#include <stdio.h>",
+        "#include <stdlib.h>",
+        "",
+        '#include "psa/service.h"',
+        '#include "psaspm/hal.h"',
+        "",
+        "struct psaspm_callbacks {",
+    ]
+    lines += [f"    {fn.callback_type(fn.name)};" for fn in functions]
+    lines += [
+        "};",
+        "",
+        "static struct psaspm_callbacks psaspm_callbacks;",
+        "static jmp_buf *psaspm_top;      /* the innermost psaspm_enter of the running stack */",
+        "static volatile int psaspm_halting; /* set by Python: unwind after this callback */",
+        "",
+        "__attribute__((__noreturn__)) static void psaspm_fatal(const char *what)",
+        "{",
+        '    fprintf(stderr, "psaspm C runtime: %s\\n", what);',
+        "    abort();",
+        "}",
+        "",
+        "/* Back to the trampoline, when there is one (none while an image loads: the",
+        " * loader re-raises the parked exception after dlopen returns). */",
+        "static void psaspm_unwind(void)",
+        "{",
+        "    if (psaspm_top != NULL) {",
+        "        longjmp(*psaspm_top, 1);",
+        "    }",
+        "    psaspm_halting = 0;",
+        "}",
+        "",
+        "void psaspm_install(const struct psaspm_callbacks *callbacks)",
+        "{",
+        "    psaspm_callbacks = *callbacks;",
+        "}",
+        "",
+        "void psaspm_unwind_next(void)",
+        "{",
+        "    psaspm_halting = 1;",
+        "}",
+        "",
+        "size_t psaspm_sizeof(int what)",
+        "{",
+        "    switch (what) {",
+        "    case 0:",
+        "        return sizeof(psa_msg_t);",
+        "    case 1:",
+        "        return sizeof(psa_invec);",
+        "    case 2:",
+        "        return sizeof(psa_outvec);",
+        "    default:",
+        "        return 0;",
+        "    }",
+        "}",
+        "",
+        "/* Run partition code fn (arg: the psa_msg_t of a service function); its result,",
+        " * or 0 when it was unwound (Python then re-raises what it parked). */",
+        "int64_t psaspm_enter(int kind, uintptr_t fn, uintptr_t arg)",
+        "{",
+        "    jmp_buf here;",
+        "    jmp_buf *outer = psaspm_top;",
+        "    int64_t result = 0;",
+        "    psaspm_top = &here;",
+        "    if (setjmp(here) != 0) {",
+        "        psaspm_top = outer;",
+        "        psaspm_halting = 0;",
+        "        return 0;",
+        "    }",
+        "    switch (kind) {",
+    ]
+    for number, (name, ctype, what) in enumerate(ENTER_KINDS):
+        lines.append(f"    case {number}: /* {name}: {what} */")
+        call = f"(({ctype})fn)({'(const psa_msg_t *)arg' if name == 'SFN' else ''})"
+        lines.append(f"        {call};" if name == "VOID" else f"        result = {call};")
+        lines.append("        break;")
+    lines += [
+        "    default:",
+        '        psaspm_fatal("psaspm_enter: unknown kind");',
+        "    }",
+        "    psaspm_top = outer;",
+        "    return result;",
+        "}",
+        "",
+    ]
+    for fn in functions:
+        lines += _forwarder(fn)
+    return "\n".join(lines)
+
+
+def generated_cdef() -> str:
+    functions = c_functions()
+    struct = "\n".join(f"    {fn.callback_type(fn.name)};" for fn in functions)
+    lines = [
+        HEADER,
+        '"""The C runtime shim\'s declarations for cffi, and each callback\'s C type."""',
+        "",
+        "from __future__ import annotations",
+        "",
+        'CDEF = """',
+        "struct psaspm_callbacks {",
+        struct,
+        "};",
+        "void psaspm_install(const struct psaspm_callbacks *callbacks);",
+        "void psaspm_unwind_next(void);",
+        "size_t psaspm_sizeof(int what);",
+        "int64_t psaspm_enter(int kind, uintptr_t fn, uintptr_t arg);",
+        '"""',
+        "",
+        "# How psaspm_enter calls partition code: kind numbers.",
+    ]
+    for number, (name, _, what) in enumerate(ENTER_KINDS):
+        lines.append(f"ENTER_{name} = {number}  # {what}")
+    lines += [
+        "",
+        "# (function, callback type for ffi.callback, whether a pointer crosses)",
+        "CALLBACKS: tuple[tuple[str, str, bool], ...] = (",
+    ]
+    for fn in functions:
+        lines.append(f'    ("{fn.name}", "{fn.callback_type()}", {fn.pointers}),')
+    lines += [")", ""]
+    return "\n".join(lines)
+
+
 TARGETS: dict[str, Callable[[], str]] = {
     "src/psaspm/kernel/_generated_api.py": generated_api,
     "src/psaspm/kernel/_generated_entries.py": generated_entries,
     "src/psaspm/psa.py": generated_psa,
+    "src/psaspm/crt/shim.c": generated_shim,
+    "src/psaspm/crt/_cdef.py": generated_cdef,
 }
 
 
 def _formatted(text: str, path: str) -> str:
-    """The text as ``ruff format`` writes it (the checked-in files are formatted)."""
+    """The text as ``ruff format`` writes it (the checked-in files are formatted); C
+    sources as generated."""
     import subprocess
+
+    if not path.endswith(".py"):
+        return text
 
     ruff = Path(sys.executable).with_name("ruff")
     command = [str(ruff)] if ruff.exists() else [sys.executable, "-m", "ruff"]

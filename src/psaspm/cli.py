@@ -85,7 +85,14 @@ def add_system_options(
             action="append",
             default=[],
             metavar="PARTITION=FILE[,FILE]",
-            help="a partition's code (default: the .py beside its manifest); repeatable",
+            help="a partition's code: a .py, C sources or a .so (default: the .py, else the "
+            ".c, beside its manifest); repeatable",
+        )
+        parser.add_argument(
+            "--cflags",
+            default="",
+            metavar='"FLAGS"',
+            help='compiler flags for C partition code, e.g. "-I inc -DX=1"',
         )
     parser.add_argument(
         "-c",
@@ -155,6 +162,16 @@ def code_options(args: argparse.Namespace) -> dict[str, str | list[str]]:
     return code
 
 
+def cflag_options(args: argparse.Namespace) -> list[str]:
+    """``cflags=`` for ``psaspm.load`` from ``--cflags "..."`` (split as a shell would)."""
+    import shlex
+
+    try:
+        return shlex.split(args.cflags)
+    except ValueError as exc:
+        raise ConfigError(f"--cflags {args.cflags!r}: {exc}") from None
+
+
 def add_layout_command(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("layout", help="show partitions, services, signals and handles")
     add_system_options(parser, code=False)
@@ -192,14 +209,16 @@ def run_check(args: argparse.Namespace) -> int:
     from psaspm.system import System
 
     code = code_options(args)
+    options = system_options(args)
     try:
-        system = load_system_manifest(**system_options(args))
+        system = load_system_manifest(**options)
     except ManifestError as exc:
         for problem in exc.problems:
             print(f"psaspm: error: {problem}", file=sys.stderr)
         return EXIT_ERROR
     print_warnings(system.warnings)
-    code_warnings, code_errors = System(system, code=code).check_code()
+    checked = System(system, code=code, cflags=cflag_options(args), config=options["config"])
+    code_warnings, code_errors = checked.check_code()
     print_warnings(code_warnings)
     for error in code_errors:
         print(f"psaspm: error: {' '.join(error.split())}", file=sys.stderr)
@@ -258,7 +277,7 @@ def run_run(args: argparse.Namespace) -> int:
 
     if args.trace:
         check_writable(args.trace, "--trace")
-    options = system_options(args) | {"code": code_options(args)}
+    options = system_options(args) | {"code": code_options(args), "cflags": cflag_options(args)}
     main = runner.load_script(args.script) if args.script else _no_script
     tracer: ChromeTrace | None = None
     loaded: list[Any] = []  # the system once loaded; bad input (exit 2) writes no trace
@@ -409,7 +428,7 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ConfigError("compare runs every configuration: drop --backend and --isolation")
     if args.repeat < 1:
         raise ConfigError(f"--repeat {args.repeat}: at least 1")
-    options = system_options(args) | {"code": code_options(args)}
+    options = system_options(args) | {"code": code_options(args), "cflags": cflag_options(args)}
     main = runner.load_script(args.script)
     configurations = runner.CONFIGURATIONS
     print_warnings(runner.check_inputs(options, configurations))
@@ -658,6 +677,7 @@ def run_serve(args: argparse.Namespace) -> int:
     served = build_served_system(
         **system_options(args),
         code=code,
+        cflags=cflag_options(args),
         slots=args.slots,
         max_connections=args.max_connections,
     )
@@ -792,11 +812,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _joined_cflags(argv: Sequence[str]) -> list[str]:
+    """``--cflags VALUE`` as ``--cflags=VALUE``: the value starts with ``-`` (``"-I inc"``),
+    which argparse would otherwise take for an option."""
+    out: list[str] = []
+    items = iter(argv)
+    for item in items:
+        if item == "--cflags":
+            value = next(items, None)
+            out.append("--cflags" if value is None else f"--cflags={value}")
+        else:
+            out.append(item)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one psaspm command; returns the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_joined_cflags(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # --help, or a usage error argparse already printed
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     handler: Callable[[argparse.Namespace], int] = args.handler

@@ -21,8 +21,10 @@ from threading import get_ident
 from types import ModuleType
 from typing import Any, NoReturn
 
-from psaspm import sprt
+from psaspm import crt, sprt
+from psaspm.cbuild import C_SUFFIXES, CXX_SUFFIXES, SO_SUFFIX, system_headers_dir
 from psaspm.consts import PSA_LIFECYCLE_UNKNOWN
+from psaspm.crt import CImage
 from psaspm.errors import ConfigError, Deadlock, InternalError, Panic, PanicRecord
 from psaspm.kernel.contract import Backend, KernelBug, Rejected, SpeHalt
 from psaspm.kernel.door import DOOR, Hal
@@ -47,7 +49,9 @@ from psaspm.platform import Devices, Timer, Uart, build_address_space, load_plat
 CodeSpec = ModuleType | str | Path | Sequence[str | Path]
 _module_ids = itertools.count(1)
 _PSASPM_DIR = str(Path(__file__).resolve().parent)
-C_CODE_UNSUPPORTED = "C partition code is not supported yet (give a .py file)"
+_C_SOURCES = (*C_SUFFIXES, *CXX_SUFFIXES)
+# A partition's code: a Python module, or C code (sources, or one prebuilt .so).
+CCode = tuple[Path, ...]
 
 
 class SystemState(enum.StrEnum):
@@ -129,19 +133,20 @@ def _import_file(path: Path, owner: str) -> ModuleType:
 
 
 def _missing_code(path: Path, owner: str) -> str:
-    beside = path.with_suffix(".c")
-    if path.suffix == ".py" and beside.is_file():
-        return f"{owner}: {beside}: {C_CODE_UNSUPPORTED}"
+    if path.suffix == ".py":
+        return (
+            f"{owner}: no partition code: neither {path} nor {path.with_suffix('.c')} exists "
+            f"(put one beside the manifest, or pass code={{'{owner}': ...}} / --code {owner}=FILE)"
+        )
     return (
         f"{owner}: no partition code: {path} does not exist "
         f"(put it beside the manifest, or pass code={{'{owner}': ...}} / --code {owner}=FILE)"
     )
 
 
-def _code_spec(owner: str, spec: object) -> ModuleType | Path:
-    """One ``code=`` entry checked: a module, or the path of a ``.py`` file.  C sources
-    (a ``.c`` path or a list of them) and shared objects are refused until psaspm has a
-    C runtime."""
+def _code_spec(owner: str, spec: object) -> ModuleType | Path | CCode:
+    """One ``code=`` entry checked: a module, the path of a ``.py`` file, C code (a
+    ``.c`` path or a list of C/C++ sources, as a tuple) or one prebuilt ``.so``."""
     if isinstance(spec, ModuleType):
         return spec
     if isinstance(spec, str | Path):
@@ -153,12 +158,18 @@ def _code_spec(owner: str, spec: object) -> ModuleType | Path:
     if not files or not all(isinstance(f, str | Path) and str(f) for f in files):
         raise ConfigError(f"{owner}: code {spec!r} is not a module, a file or a list of files")
     paths = [Path(str(f)) for f in files]
-    if any(p.suffix in (".c", ".so") for p in paths):
-        named = ", ".join(str(p) for p in paths)
-        raise ConfigError(f"{owner}: {named}: {C_CODE_UNSUPPORTED}")
+    named = ", ".join(str(p) for p in paths)
+    if all(p.suffix in _C_SOURCES for p in paths):
+        return tuple(paths)
+    if len(paths) == 1 and paths[0].suffix == SO_SUFFIX:
+        return (paths[0],)
+    if len(paths) > 1 and any(p.suffix == SO_SUFFIX for p in paths):
+        raise ConfigError(f"{owner}: code {named}: a prebuilt .so is used alone")
     if len(paths) > 1 or paths[0].suffix != ".py":
-        named = ", ".join(str(p) for p in paths)
-        raise ConfigError(f"{owner}: code {named}: expected one .py file")
+        raise ConfigError(
+            f"{owner}: code {named}: expected one .py file, C sources (.c, .cc, .cpp) "
+            "or one prebuilt .so"
+        )
     return paths[0]
 
 
@@ -178,7 +189,11 @@ def partition_symbols(part: Partition) -> list[str]:
     return names + [svc.name.lower() + "_sfn" for svc in part.services]
 
 
-def _symbol(module: ModuleType, owner: str, name: str, required: bool = True) -> Any:
+def _symbol(module: ModuleType | CImage, owner: str, name: str, required: bool = True) -> Any:
+    if isinstance(module, CImage):
+        if module.address(name) is None and not required:
+            return None
+        return module.require(name)
     fn = getattr(module, name, None)
     if fn is None:
         if not required:
@@ -192,7 +207,7 @@ def _symbol(module: ModuleType, owner: str, name: str, required: bool = True) ->
 
 def _checked_code(
     manifest: SystemManifest, code: Mapping[str, CodeSpec]
-) -> dict[str, ModuleType | Path]:
+) -> dict[str, ModuleType | Path | CCode]:
     """``code=`` for the enabled partitions.  Entries for partitions a conditional
     disabled are ignored (contract section 2); a name that is no partition at all is
     an error, naming it and the partitions there are."""
@@ -338,6 +353,9 @@ class _PlatformHal:
             raise KeyError(f"no peripheral named {name!r} in the platform description")
         return spec.base
 
+    def fault(self, api: str, reason: str) -> NoReturn:
+        self._system.spm.fault(api, reason)
+
     def wfi(self) -> None:
         system = self._system
         spm = system.spm
@@ -367,6 +385,8 @@ class System:
         counters: bool = True,
         tracer: Tracer | None = None,
         platform: str | Path | None = None,
+        cflags: Sequence[str] = (),
+        config: Mapping[str, Any] | None = None,
     ) -> None:
         if max_connections.__class__ is not int or max_connections <= 0:
             raise ConfigError(f"max_connections must be a positive int, not {max_connections!r}")
@@ -376,6 +396,14 @@ class System:
         self.max_connections = max_connections
         self.lifecycle = lifecycle
         self._code = _checked_code(manifest, code or {})
+        # C partition code: the caller's compiler flags, and the configuration its
+        # generated headers are rendered for (psaspm.cbuild.system_headers_dir).
+        if isinstance(cflags, str) or not all(isinstance(f, str) for f in cflags):
+            raise ConfigError(f"cflags must be a list of strings, not {cflags!r}")
+        self.cflags = list(cflags)
+        self._config = dict(config or {})
+        self._headers: Path | None = None
+        self._images: dict[str, CImage] = {}  # the C images of the current boot
         self._counting = counters
         # One set of counters for the system's life: a reset keeps them (contract section 8).
         self._counters = Counters() if counters else None
@@ -426,6 +454,8 @@ class System:
             raise ConfigError("the system is not booted: partition code is bound at boot()")
         for part in kernel.spm.partitions:
             if part.name == name:
+                if isinstance(part.code, CImage):
+                    raise ConfigError(f"{name} runs C code ({part.code.path}), not a module")
                 assert isinstance(part.code, ModuleType)
                 return part.code
         raise ConfigError(f"no partition named {name!r} in this system")
@@ -438,13 +468,35 @@ class System:
         return "cross" if self.isolation == 1 else "svc"
 
     # ---------------------------------------------------------------- build
-    def _load_code(self, part: Partition) -> ModuleType:
+    def _code_files(self, part: Partition) -> ModuleType | Path | CCode:
+        """What a partition's code is: ``code=``'s entry, else ``<manifest basename>.py``
+        beside the manifest, else ``<manifest basename>.c`` there."""
         spec = self._code.get(part.name)
-        if spec is None:
-            return _import_file(part.manifest_path.with_suffix(".py"), part.name)
+        if spec is not None:
+            return spec
+        py = part.manifest_path.with_suffix(".py")
+        c = part.manifest_path.with_suffix(".c")
+        return (c,) if not py.is_file() and c.is_file() else py
+
+    def _load_code(self, part: Partition) -> ModuleType | CImage:
+        spec = self._code_files(part)
         if isinstance(spec, ModuleType):
             return spec
-        return _import_file(spec, part.name)
+        if isinstance(spec, Path):
+            return _import_file(spec, part.name)
+        return self._load_c(part, spec)
+
+    def _load_c(self, part: Partition, files: CCode) -> CImage:
+        """A fresh image of C code, built (or found in the build cache) against psaspm's
+        PSA headers, this system's generated headers and the caller's ``cflags``."""
+        if self._headers is None:
+            self._headers = system_headers_dir(self.manifest, self._config)
+        previous = self._images.pop(part.name, None)
+        if previous is not None:
+            previous.release()  # its boot is over: reset() shut its threads down first
+        image = crt.load_image(files, part.name, [self._headers], self.cflags)
+        self._images[part.name] = image
+        return image
 
     def check_code(self) -> tuple[list[str], list[str]]:
         """``(warnings, errors)`` about every partition's code, without booting.
@@ -456,10 +508,10 @@ class System:
         warnings: list[str] = []
         errors: list[str] = []
         for part in self.manifest.partitions:
-            spec = self._code.get(part.name)
-            path = part.manifest_path.with_suffix(".py") if spec is None else spec
-            if isinstance(path, Path) and not path.is_file():
-                (warnings if spec is None else errors).append(_missing_code(path, part.name))
+            given = part.name in self._code
+            spec = self._code_files(part)
+            if isinstance(spec, Path) and not spec.is_file():
+                (errors if given else warnings).append(_missing_code(spec, part.name))
                 continue
             try:
                 module = self._load_code(part)
@@ -467,6 +519,9 @@ class System:
                     _symbol(module, part.name, name)
             except ConfigError as exc:
                 errors.append(str(exc))
+        for image in self._images.values():
+            image.release()  # built, loaded and checked: nothing runs it
+        self._images.clear()
         return warnings, errors
 
     def _build(self) -> _Kernel:
@@ -531,20 +586,26 @@ class System:
         module = self._load_code(part)
         rt.code = module
         name = part.name
+        # C code is called through the C runtime's trampoline (psaspm.crt), Python
+        # code directly; the kernel sees the same kind of callables either way.
+        c = module if isinstance(module, CImage) else None
         for irq in rt.irqs:
             if irq.handling is Handling.FLIH:
-                irq.flih = _symbol(
-                    module, name, irq.manifest.name.removesuffix("_SIGNAL").lower() + "_flih"
-                )
+                symbol = irq.manifest.name.removesuffix("_SIGNAL").lower() + "_flih"
+                irq.flih = c.flih(symbol) if c else _symbol(module, name, symbol)
         if part.model is Model.IPC:
             if part.entry_point is None:
                 raise ConfigError(f"{name}: an IPC-model partition needs an entry_point")
-            rt.entry = _symbol(module, name, part.entry_point)
+            rt.entry = c.entry(part.entry_point) if c else _symbol(module, name, part.entry_point)
             return
-        rt.init = _symbol(module, name, part.entry_init, required=True) if part.entry_init else None
+        if part.entry_init:
+            rt.init = c.init(part.entry_init) if c else _symbol(module, name, part.entry_init)
+        else:
+            rt.init = None
         sfns: list[Callable[[Any], int] | None] = []
         for svc in rt.services:
-            svc.sfn = _symbol(module, name, svc.name.lower() + "_sfn")
+            symbol = svc.name.lower() + "_sfn"
+            svc.sfn = c.sfn(symbol) if c else _symbol(module, name, symbol)
             sfns.append(svc.sfn)
         rt.entry = sprt.common_sfn_thread(rt.init, sfns)
 
@@ -761,8 +822,10 @@ def load(
     counters: bool = True,
     tracer: Tracer | None = None,
     platform: str | Path | None = None,
+    cflags: Sequence[str] = (),
 ) -> System:
-    """Load manifests into a :class:`System` (contract section 2)."""
+    """Load manifests into a :class:`System` (contract section 2); ``cflags`` are added
+    to the compiler's flags for C partition code (contract section 9)."""
     manifest = load_system_manifest(
         sources, backend=backend, isolation=isolation, config=config, paths=paths
     )
@@ -774,4 +837,6 @@ def load(
         counters=counters,
         tracer=tracer,
         platform=platform,
+        cflags=cflags,
+        config=config,
     )

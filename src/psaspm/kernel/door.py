@@ -21,7 +21,11 @@ from psaspm.kernel.objects import Buffer
 
 
 class Hal(Protocol):
-    """The platform as partition code reaches it (``psaspm.hal``), acting as the caller."""
+    """The platform as partition code reaches it (``psaspm.hal``), acting as the caller.
+
+    ``fault`` is a programmer error of the running partition found outside the SPM
+    (the C runtime's pointer checks, ``psaspm.crt``): that partition's panic.
+    """
 
     def constants(self) -> Mapping[str, int]: ...
     def assert_irq(self, source: str | int) -> None: ...
@@ -33,6 +37,7 @@ class Hal(Protocol):
     def write32(self, addr: int, value: int) -> None: ...
     def peripheral_base(self, name: str) -> int: ...
     def wfi(self) -> None: ...
+    def fault(self, api: str, reason: str) -> NoReturn: ...
 
 
 def _no_system(api: str) -> NoReturn:
@@ -89,6 +94,9 @@ class _NoHal:
 
     def wfi(self) -> None:
         _no_system("psaspm.hal.wfi")
+
+    def fault(self, api: str, reason: str) -> NoReturn:
+        _no_system(api)
 
 
 NO_SYSTEM: Interface = _no_system_interface()

@@ -26,7 +26,7 @@ import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,7 @@ def build_served_system(
     code: Mapping[str, CodeSpec] | None = None,
     slots: int = DEFAULT_SLOTS,
     max_connections: int = 8,
+    cflags: Sequence[str] = (),
 ) -> ServedSystem:
     """Load a system whose mailbox NS agent is psaspm's, bound to a fresh mailbox.
 
@@ -140,7 +141,9 @@ def build_served_system(
     mailbox = Mailbox(slots)
     bound = dict(code or {})
     bound[agent.name] = agent_module(mailbox, irq.source, irq.name, base, limit, agent.entry_point)
-    system = System(manifest, code=bound, max_connections=max_connections)
+    system = System(
+        manifest, code=bound, max_connections=max_connections, cflags=cflags, config=config
+    )
     return ServedSystem(system, mailbox, agent.name, irq.source, base, limit)
 
 

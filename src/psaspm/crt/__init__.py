@@ -1,0 +1,533 @@
+"""psaspm's C runtime: C partition code behind the same PSA door as Python's.
+
+A small C library of psaspm's, the shim (``shim.c``, generated from the PSA API
+table by ``tools/gen_api.py``), is built with :mod:`psaspm.cbuild` and loaded
+once, ``RTLD_GLOBAL``, before any partition image: it defines every ``psa_*``
+function of the table that has a C prototype and the ``psaspm/hal.h``
+functions, each forwarding to a Python callback installed here (cffi, ABI
+mode).  The callbacks call :mod:`psaspm.psa` and :mod:`psaspm.hal`, the one
+door, converting arguments: vectors and buffers are copied between the
+partition's memory and Python buffers on the calling partition's own thread,
+so the SPM never touches a suspended partition's stack.
+
+Every pointer partition code hands psaspm is checked against the process's
+mappings (readable for what psaspm reads, writable for what it writes) before
+it is used; a bad one is that partition's programmer error, a panic naming
+the partition and the API, never a crash of psaspm.
+
+Partition code is entered only through ``psaspm_enter``, the shim's setjmp
+trampoline.  A callback that raises (the SPE halting, a kernel bug, anything)
+has its exception parked here; the shim longjmps back to the trampoline and
+:func:`enter` re-raises the exception in Python, so no exception unwinds
+through C frames.  Each C partition's thread is its ordinary partition
+greenlet (greenlet saves and restores C stacks), so an IPC C partition blocks
+in ``psa_wait`` as a Python one does.
+
+Each boot loads fresh images (:class:`CImage`): the built object is copied to
+a file of its own, kept on disk while it runs, and opened ``RTLD_LOCAL``, so
+globals and heap state start as at the first boot.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import itertools
+import os
+import shutil
+import struct
+import tempfile
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import cffi
+
+from psaspm import cbuild, hal, psa
+from psaspm.consts import PSA_MAX_IOVEC, PSA_SUCCESS
+from psaspm.crt._cdef import CALLBACKS, CDEF, ENTER_FLIH, ENTER_SFN, ENTER_STATUS, ENTER_VOID
+from psaspm.errors import ConfigError
+from psaspm.kernel.door import DOOR
+from psaspm.kernel.objects import PsaMsg
+
+__all__ = ["CImage", "enter", "load_image", "runtime_ready"]
+
+_HERE = Path(__file__).resolve().parent
+SHIM_SOURCE = _HERE / "shim.c"
+SHIM_INCLUDE = _HERE / "include"
+
+_ffi = cffi.FFI()
+_ffi.cdef(CDEF)
+
+# psa_msg_t and the vectors in the host ABI (checked against the shim's sizeof at load).
+_MSG = struct.Struct("@iiiP4N4N")
+_VEC = struct.Struct("@PN")
+_SIZE = struct.Struct("@N")
+_MSG_SIZE = _MSG.size
+_VEC_SIZE = _VEC.size
+_LEN_OFFSET = struct.calcsize("@P")
+
+
+# --------------------------------------------------------------------------- pointers
+_Ranges = tuple[list[int], list[int], list[memoryview]]
+
+
+class _Mappings:
+    """The process's readable and writable address ranges, from ``/proc/self/maps``.
+
+    Adjacent mappings with the permission are merged, so a buffer spanning two
+    of them passes, and each range has a memoryview over it, through which
+    psaspm copies (checking and copying are one slice).  The parse is cached and
+    redone on a miss (the heap grew, a library was loaded, a stack was mapped)
+    before a pointer is refused.  Memory that partition code unmapped after the
+    last parse still passes: using it is the partition's use-after-free, as on
+    the target.
+    """
+
+    def __init__(self) -> None:
+        empty: _Ranges = ([], [], [])
+        self.read_ranges = empty
+        self.write_ranges = empty
+
+    def reload(self) -> None:
+        read: list[list[int]] = []
+        write: list[list[int]] = []
+        with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
+            for line in maps:
+                span, _, rest = line.partition(" ")
+                perms = rest[:4]
+                low, _, high = span.partition("-")
+                start, end = int(low, 16), int(high, 16)
+                for wanted, ranges in (("r", read), ("w", write)):
+                    if wanted not in perms:
+                        continue
+                    if ranges and ranges[-1][1] == start:
+                        ranges[-1][1] = end
+                    else:
+                        ranges.append([start, end])
+        self.read_ranges = self._ranges(read)
+        self.write_ranges = self._ranges(write)
+
+    @staticmethod
+    def _ranges(spans: list[list[int]]) -> _Ranges:
+        views = [
+            memoryview(_ffi.buffer(_ffi.cast("char *", start), end - start)) for start, end in spans
+        ]
+        return [s for s, _ in spans], [e for _, e in spans], views
+
+    def view(self, addr: int, size: int, write: bool) -> memoryview | None:
+        """The ``size`` bytes at ``addr`` as a memoryview, if all of them are mapped
+        readable (``write``: writable); None otherwise."""
+        starts, ends, views = self.write_ranges if write else self.read_ranges
+        index = bisect_right(starts, addr) - 1
+        if index >= 0 and addr + size <= ends[index]:
+            offset = addr - starts[index]
+            return views[index][offset : offset + size]
+        self.reload()
+        starts, ends, views = self.write_ranges if write else self.read_ranges
+        index = bisect_right(starts, addr) - 1
+        if index >= 0 and addr + size <= ends[index]:
+            offset = addr - starts[index]
+            return views[index][offset : offset + size]
+        return None
+
+    def readable(self, addr: int, size: int) -> bool:
+        return self.view(addr, size, False) is not None
+
+    def writable(self, addr: int, size: int) -> bool:
+        return self.view(addr, size, True) is not None
+
+
+MAPPINGS = _Mappings()
+_view = MAPPINGS.view
+_DOOR = DOOR
+
+
+def _refuse(api: str, what: str, addr: int, size: int, access: str) -> NoReturn:
+    """A bad pointer from partition code: the caller's programmer error (TF-M's memory
+    check fails), a panic of the running partition.  psaspm checks host memory where
+    TF-M checks the caller's MPU regions: a pointer the host could dereference but
+    TF-M would refuse (another partition's memory) is not caught at level 1 on the
+    host either, where TF-M does not catch it."""
+    DOOR.hal.fault(
+        api,
+        f"PSA_ERROR_PROGRAMMER_ERROR: {what} at {addr:#x} ({size} bytes) is not memory "
+        f"the caller may {access}",
+    )
+
+
+def _source(api: str, what: str, addr: int, size: int) -> memoryview:
+    """Partition memory psaspm reads, checked readable."""
+    view = _view(addr, size, False)
+    if view is None:
+        _refuse(api, what, addr, size, "read")
+    return view
+
+
+def _target(api: str, what: str, addr: int, size: int) -> memoryview:
+    """Partition memory psaspm writes, checked writable."""
+    view = _view(addr, size, True)
+    if view is None:
+        _refuse(api, what, addr, size, "write")
+    return view
+
+
+def _c_string(api: str, addr: int) -> str:
+    """A NUL-terminated string at ``addr`` (at most 255 bytes), checked readable."""
+    _source(api, "the string", addr, 1)
+    limit = 1
+    while limit < 256 and MAPPINGS.readable(addr, limit + 1):
+        limit += 1
+    raw = _source(api, "the string", addr, limit).tobytes()
+    end = raw.find(b"\0")
+    if end < 0:
+        DOOR.hal.fault(api, f"the string at {addr:#x} has no NUL in its first {limit} bytes")
+    return raw[:end].decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------- callbacks
+# MM-IOVEC: the buffers handed to C for mapped vectors, per message handle, kept
+# alive while mapped: {handle: {vector (0-3 in, 4-7 out): (buffer, view)}}.
+_mapped: dict[int, dict[int, tuple[Any, memoryview]]] = {}
+
+
+def _psa_call(handle: int, type: int, in_vec: int, in_len: int, out_vec: int, out_len: int) -> int:
+    if in_len + out_len > PSA_MAX_IOVEC:
+        # Too many vectors: let the SPM refuse them as it refuses Python's.
+        many = min(in_len, PSA_MAX_IOVEC + 1)
+        return psa.psa_call(handle, type, [b""] * many, [bytearray() for _ in range(out_len)])
+    ins: list[bytes] = []
+    if in_len:
+        table = _source("psa_call", "in_vec", in_vec, in_len * _VEC_SIZE)
+        for index in range(in_len):
+            base, size = _VEC.unpack_from(table, index * _VEC_SIZE)
+            # A copy: the caller's stack is swapped out while the service runs.
+            ins.append(_source("psa_call", f"in-vector {index}", base, size).tobytes())
+    if not out_len:
+        return psa.psa_call(handle, type, ins)
+    table = _target("psa_call", "out_vec", out_vec, out_len * _VEC_SIZE)
+    targets: list[memoryview] = []
+    outs: list[bytearray] = []
+    for index in range(out_len):
+        base, size = _VEC.unpack_from(table, index * _VEC_SIZE)
+        targets.append(_target("psa_call", f"out-vector {index}", base, size))
+        outs.append(bytearray(size))
+    status = psa.psa_call(handle, type, ins, outs)
+    # Back on the caller's own stack: copy what the service wrote, and its length.
+    for index, out in enumerate(outs):
+        written = len(out)
+        targets[index][:written] = out
+        _SIZE.pack_into(table, index * _VEC_SIZE + _LEN_OFFSET, written)
+    return status
+
+
+def _psa_get(signal: int, msg: int) -> int:
+    target = _view(msg, _MSG_SIZE, True)
+    if target is None:
+        _refuse("psa_get", "the psa_msg_t", msg, _MSG_SIZE, "write")
+    got = _DOOR.iface.psa_get(signal)
+    rhandle = got.rhandle
+    _MSG.pack_into(
+        target,
+        0,
+        got.type,
+        got.handle,
+        got.client_id,
+        rhandle if rhandle.__class__ is int else 0,
+        *got.in_size,
+        *got.out_size,
+    )
+    return PSA_SUCCESS
+
+
+def _psa_set_rhandle(msg_handle: int, rhandle: int) -> None:
+    # A C reverse handle is an address, kept as an int and handed back by psa_get.
+    psa.psa_set_rhandle(msg_handle, rhandle or None)
+
+
+# psa_read and psa_write are the hot ones: the door's interface is called as
+# psaspm.psa's functions call it, without their extra frame.
+def _psa_read(msg_handle: int, invec_idx: int, buffer: int, num_bytes: int) -> int:
+    target = _view(buffer, num_bytes, True)
+    if target is None:
+        _refuse("psa_read", "the buffer", buffer, num_bytes, "write")
+    data = _DOOR.iface.psa_read(msg_handle, invec_idx, num_bytes)
+    size = len(data)
+    target[:size] = data
+    return size
+
+
+def _psa_write(msg_handle: int, outvec_idx: int, buffer: int, num_bytes: int) -> None:
+    source = _view(buffer, num_bytes, False)
+    if source is None:
+        _refuse("psa_write", "the buffer", buffer, num_bytes, "read")
+    _DOOR.iface.psa_write(msg_handle, outvec_idx, source)
+
+
+def _psa_reply(msg_handle: int, status: int) -> None:
+    if _mapped:
+        for vector, (buffer, view) in _mapped.pop(msg_handle, {}).items():
+            if vector >= PSA_MAX_IOVEC and not view.readonly:
+                view[:] = _ffi.buffer(buffer, len(view))  # mapped, never unmapped
+    psa.psa_reply(msg_handle, status)
+
+
+def _map(view: memoryview, msg_handle: int, vector: int) -> int:
+    buffer = _ffi.new("char[]", max(len(view), 1))
+    _ffi.memmove(buffer, view, len(view))
+    _mapped.setdefault(msg_handle, {})[vector] = (buffer, view)
+    return int(_ffi.cast("uintptr_t", buffer))
+
+
+def _psa_map_invec(msg_handle: int, invec_idx: int) -> int:
+    return _map(psa.psa_map_invec(msg_handle, invec_idx), msg_handle, invec_idx)
+
+
+def _psa_unmap_invec(msg_handle: int, invec_idx: int) -> None:
+    psa.psa_unmap_invec(msg_handle, invec_idx)
+    _mapped.get(msg_handle, {}).pop(invec_idx, None)
+
+
+def _psa_map_outvec(msg_handle: int, outvec_idx: int) -> int:
+    view = psa.psa_map_outvec(msg_handle, outvec_idx)
+    return _map(view, msg_handle, outvec_idx + PSA_MAX_IOVEC)
+
+
+def _psa_unmap_outvec(msg_handle: int, outvec_idx: int, length: int) -> None:
+    psa.psa_unmap_outvec(msg_handle, outvec_idx, length)
+    entry = _mapped.get(msg_handle, {}).pop(outvec_idx + PSA_MAX_IOVEC, None)
+    if entry is not None and length:
+        buffer, view = entry
+        view[:length] = _ffi.buffer(buffer, length)
+
+
+def _hal_assert_irq(source: int) -> None:
+    hal.assert_irq(_c_string("psaspm_hal_assert_irq", source))
+
+
+def _hal_deassert_irq(source: int) -> None:
+    hal.deassert_irq(_c_string("psaspm_hal_deassert_irq", source))
+
+
+# The callbacks that convert; every other one is psaspm.psa's (or psaspm.hal's)
+# function of that name itself, its arguments and result being plain integers.
+_CONVERTERS: dict[str, Callable[..., Any]] = {
+    "psa_call": _psa_call,
+    "psa_get": _psa_get,
+    "psa_set_rhandle": _psa_set_rhandle,
+    "psa_read": _psa_read,
+    "psa_write": _psa_write,
+    "psa_reply": _psa_reply,
+    "psa_map_invec": _psa_map_invec,
+    "psa_unmap_invec": _psa_unmap_invec,
+    "psa_map_outvec": _psa_map_outvec,
+    "psa_unmap_outvec": _psa_unmap_outvec,
+    "psaspm_hal_assert_irq": _hal_assert_irq,
+    "psaspm_hal_deassert_irq": _hal_deassert_irq,
+}
+
+
+def _implementation(name: str, pointers: bool) -> Callable[..., Any]:
+    converter = _CONVERTERS.get(name)
+    if converter is not None:
+        return converter
+    if pointers:
+        raise ConfigError(f"psaspm C runtime: {name} takes a pointer but has no converter")
+    if name.startswith("psaspm_hal_"):
+        fn: Callable[..., Any] = getattr(hal, name.removeprefix("psaspm_hal_"))
+        return fn
+    fn = getattr(psa, name)
+    return fn
+
+
+class _Parked:
+    """The exception a callback raised, until the trampoline returns."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self) -> None:
+        self.exc: BaseException | None = None
+
+
+_PARKED = _Parked()
+
+
+class _Runtime:
+    """The loaded shim and its callbacks (one per process)."""
+
+    def __init__(self) -> None:
+        so = cbuild.build_code(
+            [SHIM_SOURCE],
+            label="psaspm C runtime",
+            include_dirs=[SHIM_INCLUDE],
+            cflags=["-O2", "-Wall", "-Werror"],
+        )
+        copy = _run_dir() / "psaspm-shim.so"
+        shutil.copyfile(so, copy)
+        self.lib: Any = _ffi.dlopen(str(copy), _ffi.RTLD_NOW | _ffi.RTLD_GLOBAL)
+        sizes = [self.lib.psaspm_sizeof(i) for i in range(3)]
+        if sizes != [_MSG_SIZE, _VEC_SIZE, _VEC_SIZE]:
+            raise ConfigError(f"psaspm C runtime: unexpected struct sizes {sizes} in the shim")
+        unwind_next = self.lib.psaspm_unwind_next
+
+        def onerror(_type: object, exc: BaseException, _tb: object) -> None:
+            _PARKED.exc = exc
+            unwind_next()
+
+        table = _ffi.new("struct psaspm_callbacks *")
+        self.callbacks = []  # kept alive: the shim holds their addresses
+        for name, ctype, pointers in CALLBACKS:
+            callback = _ffi.callback(ctype, _implementation(name, pointers), onerror=onerror)
+            self.callbacks.append(callback)
+            setattr(table, name, callback)
+        self.lib.psaspm_install(table)
+        self.enter: Callable[[int, int, int], int] = self.lib.psaspm_enter
+
+
+_RUNTIME: list[_Runtime] = []
+_RUN_DIR: list[Path] = []
+
+
+def _run_dir() -> Path:
+    """This process's folder of loaded images (removed when the process exits)."""
+    if not _RUN_DIR:
+        folder = Path(tempfile.mkdtemp(prefix=f"psaspm-c-{os.getpid()}-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _RUN_DIR.append(folder)
+    return _RUN_DIR[0]
+
+
+def runtime_ready() -> Callable[[int, int, int], int]:
+    """Load the shim (once): the trampoline ``psaspm_enter(kind, fn, arg)``."""
+    if not _RUNTIME:
+        _RUNTIME.append(_Runtime())
+    return _RUNTIME[0].enter
+
+
+def enter(kind: int, fn: int, arg: int = 0) -> int:
+    """Run partition code at address ``fn`` through the trampoline; re-raise what a
+    callback raised there (after the C frames are gone)."""
+    result = _RUNTIME[0].enter(kind, fn, arg)
+    exc = _PARKED.exc
+    if exc is not None:
+        _PARKED.exc = None
+        raise exc
+    return result
+
+
+# --------------------------------------------------------------------------- images
+_image_ids = itertools.count(1)
+_IMAGES: list[ctypes.CDLL] = []  # never closed: a greenlet may still hold a C frame
+
+
+class CImage:
+    """One boot's image of a C partition: a private copy of its shared object, loaded.
+
+    ``files`` name the code in messages (the sources, or the prebuilt ``.so``).
+    """
+
+    def __init__(self, so: Path, label: str, files: Sequence[Path]) -> None:
+        runtime_ready()
+        self.label = label
+        self.files = tuple(files)
+        self.path = _run_dir() / f"{label.lower()}-{next(_image_ids)}.so"
+        shutil.copyfile(so, self.path)
+        try:
+            self._dll = ctypes.CDLL(str(self.path), mode=os.RTLD_NOW | os.RTLD_LOCAL)
+        except OSError as exc:
+            self.path.unlink(missing_ok=True)
+            raise ConfigError(f"{label}: loading {self.where} failed: {exc}") from None
+        finally:
+            parked, _PARKED.exc = _PARKED.exc, None
+        if parked is not None:  # a constructor called the PSA API with no system running
+            raise ConfigError(f"{label}: loading {self.where} failed: {parked}") from parked
+        _IMAGES.append(self._dll)
+
+    @property
+    def where(self) -> str:
+        return ", ".join(str(f) for f in self.files)
+
+    def __repr__(self) -> str:
+        return f"<C partition image {self.path} of {self.where}>"
+
+    def address(self, name: str) -> int | None:
+        """The address of function ``name``, or None if the image does not define it."""
+        try:
+            fn = getattr(self._dll, name)
+        except AttributeError:
+            return None
+        address: int | None = ctypes.cast(fn, ctypes.c_void_p).value
+        return address
+
+    def require(self, name: str) -> int:
+        address = self.address(name)
+        if address is None:
+            raise ConfigError(f"{self.label}: partition code {self.where} has no function {name}()")
+        return address
+
+    def release(self) -> None:
+        """The boot this image ran in is over: its file goes (the mapping stays)."""
+        self.path.unlink(missing_ok=True)
+
+    # Partition functions, as the kernel calls Python ones.
+    def entry(self, name: str) -> Callable[[], None]:
+        address = self.require(name)
+
+        def entry_point() -> None:
+            enter(ENTER_VOID, address)
+
+        return entry_point
+
+    def init(self, name: str) -> Callable[[], int]:
+        address = self.require(name)
+
+        def entry_init() -> int:
+            return enter(ENTER_STATUS, address)
+
+        return entry_init
+
+    def flih(self, name: str) -> Callable[[], int]:
+        address = self.require(name)
+
+        def flih() -> int:
+            return enter(ENTER_FLIH, address)
+
+        return flih
+
+    def sfn(self, name: str) -> Callable[[PsaMsg], int]:
+        """A service function: ``msg`` is written to a psa_msg_t of this function's (a
+        partition serves one request at a time), which the C code gets a pointer to."""
+        address = self.require(name)
+        buffer = _ffi.new("char[]", _MSG_SIZE)
+        view = _ffi.buffer(buffer)
+        at = int(_ffi.cast("uintptr_t", buffer))
+        pack = _MSG.pack_into
+
+        def sfn(msg: PsaMsg) -> int:
+            rhandle = msg.rhandle
+            pack(
+                view,
+                0,
+                msg.type,
+                msg.handle,
+                msg.client_id,
+                rhandle if rhandle.__class__ is int else 0,
+                *msg.in_size,
+                *msg.out_size,
+            )
+            return enter(ENTER_SFN, address, at)
+
+        sfn.__name__ = name
+        return sfn
+
+
+def load_image(
+    files: Sequence[Path],
+    label: str,
+    include_dirs: Sequence[Path] = (),
+    cflags: Sequence[str] = (),
+) -> CImage:
+    """Build (or find in the cache) and load a fresh image of a C partition's code."""
+    so = cbuild.build_code(files, label=label, include_dirs=include_dirs, cflags=cflags)
+    return CImage(so, label, files)

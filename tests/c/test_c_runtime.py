@@ -1,0 +1,247 @@
+"""C partitions run in psaspm, interchangeable with Python ones (contract section 9).
+
+The C examples answer the examples' own non-secure scripts exactly as the
+Python partitions do, in every configuration they support; the C probe
+partition (tests/c/partitions/c_probe.c) exercises one rule per call type.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import psaspm
+from psaspm.consts import PSA_ERROR_PROGRAMMER_ERROR, PSA_IPC_CALL, PSA_SUCCESS
+from psaspm.system import System, import_python_file
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+PARTITIONS = Path(__file__).resolve().parent / "partitions"
+PROBE = PARTITIONS / "c_probe.yaml"
+CHECKSUM_PY = EXAMPLES / "stateless" / "checksum.yaml"
+CHECKSUM_C = EXAMPLES / "stateless_c" / "checksum.yaml"
+FLIH_MANIFEST = (
+    "tfm-manifests/tf-m-tests/tests_reg/test/secure_fw/suites/spm/irq/service/"
+    "tfm_flih_test_service/tfm_flih_test_service.yaml"
+)
+
+ALL_CONFIGS = [("sfn", 1), ("ipc", 1), ("ipc", 2), ("ipc", 3)]
+IPC_CONFIGS = [("ipc", 1), ("ipc", 2), ("ipc", 3)]
+
+# C_PROBE call types (c_probe.c)
+COUNT, PANIC, BAD_HANDLE, BAD_WRITE, BAD_CALL, NESTED, DEEP, TOO_MANY, INITS = range(9)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _build_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One private build cache for this module's tests (never the user's ~/.cache)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PSASPM_CACHE", str(tmp_path_factory.mktemp("cache")))
+        patch.delenv("CC", raising=False)
+        yield
+
+
+def _ns_output(
+    example: str, manifest: Path, backend: str, isolation: int, capsys: pytest.CaptureFixture[str]
+) -> tuple[str, dict[str, int]]:
+    """What the example's ns_app.py prints against ``manifest``, and the system's counters."""
+    app = import_python_file(EXAMPLES / example / "ns_app.py", "example", example)
+    system = psaspm.load(manifest, backend=backend, isolation=isolation)
+    system.boot()
+    capsys.readouterr()
+    app.main(system.ns_client(), system)
+    stats = system.stats
+    return capsys.readouterr().out, {
+        k: stats[k] for k in ("psa_calls", "messages", "context_switches", "panics")
+    }
+
+
+@pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
+def test_c_echo_answers_like_the_python_echo(
+    backend: str, isolation: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """examples/echo/ns_app.py prints the same lines, with the same counters, against the
+    C echo partition as against the Python one."""
+    python = _ns_output("echo", EXAMPLES / "echo" / "echo_service.yaml", backend, isolation, capsys)
+    c = _ns_output("echo", EXAMPLES / "echo_c" / "echo_service.yaml", backend, isolation, capsys)
+    assert c == python
+    assert "hello, secure world" in c[0]
+
+
+@pytest.mark.parametrize(("backend", "isolation"), ALL_CONFIGS)
+def test_c_stateless_answers_like_the_python_one(
+    backend: str, isolation: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """examples/stateless/ns_app.py prints the same lines, with the same counters, against
+    the C checksum partition as against the Python one."""
+    python = _ns_output("stateless", CHECKSUM_PY, backend, isolation, capsys)
+    c = _ns_output("stateless", CHECKSUM_C, backend, isolation, capsys)
+    assert c == python
+
+
+def _probe(backend: str, isolation: int, checksum: Path = CHECKSUM_PY) -> System:
+    system = psaspm.load([PROBE, checksum], backend=backend, isolation=isolation)
+    system.boot()
+    return system
+
+
+def _call(
+    system: System, type: int, ins: list[bytes] | None = None, size: int = 8
+) -> tuple[int, bytes]:
+    out = bytearray(size)
+    handle = system.constants["C_PROBE_HANDLE"]
+    status = system.ns_client().call(handle, type, ins or [], [out])
+    return status, bytes(out)
+
+
+@pytest.mark.parametrize(("backend", "isolation"), ALL_CONFIGS)
+@pytest.mark.parametrize("checksum", [CHECKSUM_PY, CHECKSUM_C], ids=["c-to-python", "c-to-c"])
+def test_nested_call_with_stack_vectors(backend: str, isolation: int, checksum: Path) -> None:
+    """A C partition calls another partition (Python or C) with vectors in its own stack
+    buffers: the service reads the in-vectors, its reply lands in the stack out-vector,
+    and out_vec.len is the number of bytes written."""
+    system = _probe(backend, isolation, checksum)
+    data = b"The quick brown fox jumps over the lazy dog"
+    status, out = _call(system, NESTED, [data])
+    assert status == PSA_SUCCESS
+    assert out == zlib.crc32(data).to_bytes(4, "big")  # 4 bytes written, not the 8 offered
+    assert system.stats["messages"] == 2
+
+
+@pytest.mark.parametrize(("backend", "isolation"), ALL_CONFIGS)
+def test_reset_reloads_c_globals(backend: str, isolation: int) -> None:
+    """A C global counts calls from 0 in each boot: reset() loads a fresh image."""
+    system = _probe(backend, isolation)
+    assert [_call(system, COUNT, size=4)[1] for _ in range(3)] == [
+        n.to_bytes(4, "little") for n in (1, 2, 3)
+    ]
+    system.reset()
+    assert _call(system, COUNT, size=4)[1] == (1).to_bytes(4, "little")
+    assert _call(system, INITS, size=4)[1] == (1).to_bytes(4, "little")
+
+
+@pytest.mark.parametrize(("backend", "isolation"), ALL_CONFIGS)
+@pytest.mark.parametrize(
+    ("type", "api", "reason"),
+    [
+        (PANIC, "psa_panic", "psa_panic"),
+        (BAD_HANDLE, "psa_read", "is not the handle of a message"),
+        (DEEP, "psa_read", "is not the handle of a message"),
+        (BAD_WRITE, "psa_write", "0x10 (4 bytes) is not memory the caller may read"),
+        (BAD_CALL, "psa_call", "in-vector 0 at 0x10 (8 bytes) is not memory the caller may read"),
+        (TOO_MANY, "psa_call", "PSA_MAX_IOVEC"),
+    ],
+    ids=[
+        "psa_panic",
+        "bad-handle",
+        "deep-stack",
+        "bad-write-pointer",
+        "bad-call-pointer",
+        "too-many-vectors",
+    ],
+)
+def test_c_panic_names_partition_and_api(
+    backend: str, isolation: int, type: int, api: str, reason: str
+) -> None:
+    """A panic in C code (psa_panic, a programmer error, a bad pointer handed to psaspm, at
+    any depth) unwinds the C frames: system.panic names the partition, the API and the
+    reason, psaspm goes on, and after reset() the partition serves again."""
+    system = _probe(backend, isolation)
+    with pytest.raises(psaspm.Panic):
+        _call(system, type, [b"abc"])
+    assert system.state == "panicked"
+    assert system.panic is not None
+    assert (system.panic.partition, system.panic.api) == ("TFM_SP_C_PROBE", api)
+    assert reason in system.panic.reason
+    system.reset()
+    assert _call(system, COUNT, size=4) == (PSA_SUCCESS, (1).to_bytes(4, "little"))
+
+
+def test_rhandle_keeps_a_c_pointer_across_calls() -> None:
+    """The C echo's session, a calloc'd struct in the reverse handle, is the same on
+    every call of its connection and separate per connection."""
+    system = psaspm.load(EXAMPLES / "echo_c" / "echo_service.yaml")
+    system.boot()
+    ns = system.ns_client()
+    sid = system.constants["EXAMPLE_ECHO_SID"]
+    first, second = ns.connect(sid, 1), ns.connect(sid, 1)
+    for _ in range(3):
+        assert ns.call(first, 0, [b"x"], [bytearray(1)]) == PSA_SUCCESS
+    assert ns.call(second, 0, [b"y"], [bytearray(1)]) == PSA_SUCCESS
+    counts = []
+    for handle in (first, second):
+        out = bytearray(4)
+        assert ns.call(handle, 1, [], [out]) == PSA_SUCCESS
+        counts.append(int.from_bytes(out, "little"))
+    assert counts == [3, 1]
+    ns.close(first)
+    ns.close(second)
+    assert system.stats["connections_in_use"] == 0
+
+
+@pytest.mark.parametrize(("backend", "isolation"), ALL_CONFIGS)
+def test_flih_in_c(shared_dir: Path, backend: str, isolation: int) -> None:
+    """tf-m-tests' FLIH test partition in C: the C FLIH runs as the line rises, lowers it
+    through psaspm/hal.h, and PSA_FLIH_SIGNAL wakes the partition's psa_wait."""
+    system = psaspm.load(
+        shared_dir / FLIH_MANIFEST,
+        backend=backend,
+        isolation=isolation,
+        code={"TFM_SP_FLIH_TEST": PARTITIONS / "flih_test.c"},
+    )
+    system.boot()
+    out = bytearray(64)
+    handle = system.constants["TFM_FLIH_TEST_CASE_HANDLE"]
+    assert system.ns_client().call(handle, PSA_IPC_CALL, [], [out]) == PSA_SUCCESS
+    assert out.decode() == "timer start,flih,woken 0x80000000"
+    assert system.stats["interrupts"] == 1
+
+
+def test_missing_symbol_names_it_and_the_file() -> None:
+    """C code without a function the manifest names is a ConfigError naming the symbol and
+    the source, at boot and from check_code()."""
+    source = PARTITIONS / "no_sfn.c"
+    system = psaspm.load([PROBE, CHECKSUM_PY], code={"TFM_SP_C_PROBE": source})
+    warnings, errors = system.check_code()
+    assert warnings == []
+    assert len(errors) == 1 and "c_probe_sfn()" in errors[0] and str(source) in errors[0]
+    with pytest.raises(
+        psaspm.ConfigError, match=r"TFM_SP_C_PROBE: .*no_sfn\.c has no function c_probe_sfn\(\)"
+    ):
+        system.boot()
+
+
+def test_c_code_beside_the_manifest_is_found_and_checked() -> None:
+    """With no .py beside a manifest, the .c there is the partition's code; check_code()
+    builds it and finds every symbol."""
+    system = psaspm.load(CHECKSUM_C)
+    assert system.check_code() == ([], [])
+    system.boot()
+    assert system.state == "running"
+
+
+def test_compile_error_is_a_config_error(tmp_path: Path) -> None:
+    """A C source that does not compile is a ConfigError with the compiler's message, and
+    the caller's cflags reach the compiler."""
+    source = tmp_path / "broken.c"
+    source.write_text("#ifndef WANTED\n#error WANTED is not defined\n#endif\n")
+    system = psaspm.load([PROBE, CHECKSUM_PY], code={"TFM_SP_C_PROBE": source})
+    with pytest.raises(psaspm.ConfigError, match="WANTED is not defined"):
+        system.boot()
+    flagged = psaspm.load(
+        [PROBE, CHECKSUM_PY], code={"TFM_SP_C_PROBE": source}, cflags=["-DWANTED=1"]
+    )
+    with pytest.raises(psaspm.ConfigError, match=r"no function c_probe_init\(\)"):
+        flagged.boot()
+
+
+def test_programmer_error_status_reaches_ns_unchanged() -> None:
+    """A C service's refusal of an NS caller's bad call is the NS caller's status, not a
+    panic: calling the stateless probe with a bad type is PSA_ERROR_PROGRAMMER_ERROR."""
+    system = _probe("ipc", 1)
+    status = system.ns_client().call(system.constants["C_PROBE_HANDLE"], -5)
+    assert status == PSA_ERROR_PROGRAMMER_ERROR
+    assert system.state == "running"
