@@ -42,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures"
 ECHO_SFN = FIXTURES / "echo_sfn.yaml"
 ECHO_IPC = FIXTURES / "echo_ipc.yaml"
+EXAMPLES = HERE.parent / "examples"
 SHARED = Path(os.environ.get("PSASPM_SHARED", HERE.parent.parent / "shared"))
 TFM_LIST = SHARED / "tfm-manifests/trusted-firmware-m/tools/tfm_manifest_list.yaml"
 TESTS_LIST = (
@@ -131,6 +132,29 @@ def _echo_call(system: System, handle_name: str) -> Runner:
     outs = (out,)
     if ns.call(handle, PSA_IPC_CALL, ins, outs) != PSA_SUCCESS or out != ins[0]:
         raise RuntimeError(f"the echo through {handle_name} does not echo")
+    call = ns.call
+    clock = time.perf_counter
+
+    def run(n: int) -> float:
+        t0 = clock()
+        for _ in range(n):
+            call(handle, PSA_IPC_CALL, ins, outs)
+        return clock() - t0
+
+    return run
+
+
+def _example_echo(folder: str) -> Runner:
+    """``ns.call(ECHO)`` of examples/<folder>'s echo partition over one connection: a
+    64-byte in-vector echoed to a 64-byte out-vector (IPC backend, isolation 1)."""
+    system = _booted([EXAMPLES / folder / "echo_service.yaml"], "ipc", 1)
+    ns = system.ns_client()
+    handle = ns.connect(system.constants["EXAMPLE_ECHO_SID"], 1)
+    ins = (bytes(range(VEC)),)
+    out = bytearray(VEC)
+    outs = (out,)
+    if ns.call(handle, PSA_IPC_CALL, ins, outs) != PSA_SUCCESS or out != ins[0]:
+        raise RuntimeError(f"examples/{folder} does not echo")
     call = ns.call
     clock = time.perf_counter
 
@@ -464,6 +488,28 @@ def run_cases(reps: int, batch_s: float, only: set[str] | None) -> list[Case]:
             echo(small),
         )
         del big, small
+    c_ipc1 = [
+        _booted([ECHO_IPC], "ipc", 1, code={"BENCH_SP_ECHO_IPC": FIXTURES / "echo_ipc.c"})
+        for _ in range(INSTANCES)
+    ]
+    case(
+        "c_echo_vs_python",
+        "IPC backend, isolation 1: the echo call, partition code in C (fixtures/echo_ipc.c)",
+        "IPC backend, isolation 1: the echo call, the same partition in Python",
+        1.5,
+        echo(c_ipc1),
+        ipc1_call,
+    )
+    del c_ipc1
+    case(
+        "c_example_echo_vs_python",
+        "IPC backend, isolation 1: an ECHO call of examples/echo_c (C; its psa_read loop "
+        "reads each in-vector to its end: 5 psa_read calls)",
+        "the same call of examples/echo (Python; 4 psa_read calls)",
+        1.5,
+        _rotating([_example_echo("echo_c") for _ in range(INSTANCES)]),
+        _rotating([_example_echo("echo") for _ in range(INSTANCES)]),
+    )
     case(
         "connect_close_vs_call",
         "IPC backend, isolation 1: one psa_connect + psa_close pair",

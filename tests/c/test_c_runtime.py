@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import psaspm
-from psaspm.consts import PSA_ERROR_PROGRAMMER_ERROR, PSA_IPC_CALL, PSA_SUCCESS
+from psaspm.consts import PSA_IPC_CALL, PSA_SUCCESS
 from psaspm.system import System, import_python_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -238,10 +238,65 @@ def test_compile_error_is_a_config_error(tmp_path: Path) -> None:
         flagged.boot()
 
 
-def test_programmer_error_status_reaches_ns_unchanged() -> None:
-    """A C service's refusal of an NS caller's bad call is the NS caller's status, not a
-    panic: calling the stateless probe with a bad type is PSA_ERROR_PROGRAMMER_ERROR."""
-    system = _probe("ipc", 1)
-    status = system.ns_client().call(system.constants["C_PROBE_HANDLE"], -5)
-    assert status == PSA_ERROR_PROGRAMMER_ERROR
-    assert system.state == "running"
+MM = PARTITIONS / "c_mm.yaml"
+
+
+@pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
+def test_mm_iovec_from_c(backend: str, isolation: int) -> None:
+    """An IPC C partition maps its vectors: it reads the in-vector and writes the
+    out-vector through the mappings, and unmapping the out-vector sets its length; an
+    out-vector still mapped at psa_reply reports 0 bytes written, as in TF-M."""
+    system = psaspm.load(MM, backend=backend, isolation=isolation)
+    system.boot()
+    ns = system.ns_client()
+    handle = system.constants["C_MM_HANDLE"]
+    out = bytearray(16)
+    assert ns.call(handle, 0, [b"abcdef"], [out]) == PSA_SUCCESS
+    assert out == b"fedcba"
+    out = bytearray(4)
+    assert ns.call(handle, 1, [], [out]) == PSA_SUCCESS
+    assert out == b""
+
+
+@pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
+def test_ipc_c_partition_panics_deep_and_resets(backend: str, isolation: int) -> None:
+    """psa_panic 32 C frames below an IPC C partition's psa_wait loop is its panic; after
+    reset() its thread runs again from its entry point."""
+    system = psaspm.load(MM, backend=backend, isolation=isolation)
+    system.boot()
+    handle = system.constants["C_MM_HANDLE"]
+    with pytest.raises(psaspm.Panic):
+        system.ns_client().call(handle, 2)
+    assert system.panic is not None
+    assert (system.panic.partition, system.panic.api) == ("TFM_SP_C_MM", "psa_panic")
+    system.reset()
+    out = bytearray(3)
+    assert system.ns_client().call(handle, 0, [b"abc"], [out]) == PSA_SUCCESS
+    assert out == b"cba"
+
+
+def _loaded_images(label: str) -> set[str]:
+    """The files of this process's loaded images of partition ``label`` (from its maps)."""
+    prefix = f"{label.lower()}-"
+    with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
+        paths = {line.split()[-1] for line in maps if "/psaspm-c-" in line}
+    return {p for p in paths if Path(p).name.startswith(prefix)}
+
+
+def test_each_boot_runs_its_own_image_file() -> None:
+    """Each boot maps a fresh copy of the partition's object, kept on disk while it runs
+    (a debugger can load its symbols); reset() replaces it, and the C thread blocked in
+    psa_wait in the old image is unwound, not left running."""
+    system = psaspm.load(EXAMPLES / "echo_c" / "echo_service.yaml")
+    before = _loaded_images("TFM_SP_EXAMPLE_ECHO")
+    system.boot()
+    first = _loaded_images("TFM_SP_EXAMPLE_ECHO") - before
+    assert len(first) == 1 and Path(next(iter(first))).is_file()
+    system.reset()
+    second = _loaded_images("TFM_SP_EXAMPLE_ECHO") - before - first
+    assert len(second) == 1 and Path(next(iter(second))).is_file()
+    assert not Path(next(iter(first))).exists()
+    ns = system.ns_client()
+    handle = ns.connect(system.constants["EXAMPLE_ECHO_SID"], 1)
+    out = bytearray(2)
+    assert ns.call(handle, 0, [b"ok"], [out]) == PSA_SUCCESS and out == b"ok"

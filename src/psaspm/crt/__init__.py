@@ -86,9 +86,9 @@ class _Mappings:
     """
 
     def __init__(self) -> None:
-        empty: _Ranges = ([], [], [])
-        self.read_ranges = empty
-        self.write_ranges = empty
+        # Updated in place by reload(), so that module-level aliases stay current.
+        self.read_ranges: _Ranges = ([], [], [])
+        self.write_ranges: _Ranges = ([], [], [])
 
     def reload(self) -> None:
         read: list[list[int]] = []
@@ -106,31 +106,37 @@ class _Mappings:
                         ranges[-1][1] = end
                     else:
                         ranges.append([start, end])
-        self.read_ranges = self._ranges(read)
-        self.write_ranges = self._ranges(write)
+        for table, spans in ((self.read_ranges, read), (self.write_ranges, write)):
+            starts, ends, views = table
+            starts[:] = [start for start, _ in spans]
+            ends[:] = [end for _, end in spans]
+            views[:] = [
+                memoryview(_ffi.buffer(_ffi.cast("char *", start), end - start))
+                for start, end in spans
+            ]
 
-    @staticmethod
-    def _ranges(spans: list[list[int]]) -> _Ranges:
-        views = [
-            memoryview(_ffi.buffer(_ffi.cast("char *", start), end - start)) for start, end in spans
-        ]
-        return [s for s, _ in spans], [e for _, e in spans], views
+    def find(self, addr: int, size: int, write: bool) -> int:
+        """The index of the range holding all ``size`` bytes at ``addr`` (reloading
+        once on a miss), or -1."""
+        starts, ends, _ = self.write_ranges if write else self.read_ranges
+        index = bisect_right(starts, addr) - 1
+        if index >= 0 and addr + size <= ends[index]:
+            return index
+        self.reload()
+        index = bisect_right(starts, addr) - 1
+        if index >= 0 and addr + size <= ends[index]:
+            return index
+        return -1
 
     def view(self, addr: int, size: int, write: bool) -> memoryview | None:
         """The ``size`` bytes at ``addr`` as a memoryview, if all of them are mapped
         readable (``write``: writable); None otherwise."""
-        starts, ends, views = self.write_ranges if write else self.read_ranges
-        index = bisect_right(starts, addr) - 1
-        if index >= 0 and addr + size <= ends[index]:
-            offset = addr - starts[index]
-            return views[index][offset : offset + size]
-        self.reload()
-        starts, ends, views = self.write_ranges if write else self.read_ranges
-        index = bisect_right(starts, addr) - 1
-        if index >= 0 and addr + size <= ends[index]:
-            offset = addr - starts[index]
-            return views[index][offset : offset + size]
-        return None
+        index = self.find(addr, size, write)
+        if index < 0:
+            return None
+        starts, _, views = self.write_ranges if write else self.read_ranges
+        offset = addr - starts[index]
+        return views[index][offset : offset + size]
 
     def readable(self, addr: int, size: int) -> bool:
         return self.view(addr, size, False) is not None
@@ -141,6 +147,9 @@ class _Mappings:
 
 MAPPINGS = _Mappings()
 _view = MAPPINGS.view
+_find = MAPPINGS.find
+_R_STARTS, _R_ENDS, _R_VIEWS = MAPPINGS.read_ranges
+_W_STARTS, _W_ENDS, _W_VIEWS = MAPPINGS.write_ranges
 _DOOR = DOOR
 
 
@@ -223,14 +232,16 @@ def _psa_call(handle: int, type: int, in_vec: int, in_len: int, out_vec: int, ou
 
 
 def _psa_get(signal: int, msg: int) -> int:
-    target = _view(msg, _MSG_SIZE, True)
-    if target is None:
-        _refuse("psa_get", "the psa_msg_t", msg, _MSG_SIZE, "write")
+    index = bisect_right(_W_STARTS, msg) - 1
+    if index < 0 or msg + _MSG_SIZE > _W_ENDS[index]:
+        index = _find(msg, _MSG_SIZE, True)
+        if index < 0:
+            _refuse("psa_get", "the psa_msg_t", msg, _MSG_SIZE, "write")
     got = _DOOR.iface.psa_get(signal)
     rhandle = got.rhandle
     _MSG.pack_into(
-        target,
-        0,
+        _W_VIEWS[index],
+        msg - _W_STARTS[index],
         got.type,
         got.handle,
         got.client_id,
@@ -246,23 +257,34 @@ def _psa_set_rhandle(msg_handle: int, rhandle: int) -> None:
     psa.psa_set_rhandle(msg_handle, rhandle or None)
 
 
-# psa_read and psa_write are the hot ones: the door's interface is called as
-# psaspm.psa's functions call it, without their extra frame.
+# psa_read, psa_write and psa_get are the hot ones: the range lookup is inlined,
+# and the door's interface is called as psaspm.psa's functions call it, without
+# their extra frame.
 def _psa_read(msg_handle: int, invec_idx: int, buffer: int, num_bytes: int) -> int:
-    target = _view(buffer, num_bytes, True)
-    if target is None:
-        _refuse("psa_read", "the buffer", buffer, num_bytes, "write")
+    index = bisect_right(_W_STARTS, buffer) - 1
+    if (index < 0 or buffer + num_bytes > _W_ENDS[index]) and num_bytes:
+        index = _find(buffer, num_bytes, True)
+        if index < 0:
+            _refuse("psa_read", "the buffer", buffer, num_bytes, "write")
     data = _DOOR.iface.psa_read(msg_handle, invec_idx, num_bytes)
     size = len(data)
-    target[:size] = data
+    if size:
+        offset = buffer - _W_STARTS[index]
+        _W_VIEWS[index][offset : offset + size] = data
     return size
 
 
 def _psa_write(msg_handle: int, outvec_idx: int, buffer: int, num_bytes: int) -> None:
-    source = _view(buffer, num_bytes, False)
-    if source is None:
-        _refuse("psa_write", "the buffer", buffer, num_bytes, "read")
-    _DOOR.iface.psa_write(msg_handle, outvec_idx, source)
+    index = bisect_right(_R_STARTS, buffer) - 1
+    if index < 0 or buffer + num_bytes > _R_ENDS[index]:
+        if not num_bytes:
+            _DOOR.iface.psa_write(msg_handle, outvec_idx, b"")
+            return
+        index = _find(buffer, num_bytes, False)
+        if index < 0:
+            _refuse("psa_write", "the buffer", buffer, num_bytes, "read")
+    offset = buffer - _R_STARTS[index]
+    _DOOR.iface.psa_write(msg_handle, outvec_idx, _R_VIEWS[index][offset : offset + num_bytes])
 
 
 def _psa_reply(msg_handle: int, status: int) -> None:
