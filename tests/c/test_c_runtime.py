@@ -15,7 +15,10 @@ import pytest
 
 import psaspm
 from psaspm.consts import PSA_IPC_CALL, PSA_SUCCESS
+from psaspm.crt import SHIM_INCLUDE, SHIM_SOURCE
 from psaspm.system import System, import_python_file
+
+from .conftest import compile_check
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -32,7 +35,7 @@ ALL_CONFIGS = [("sfn", 1), ("ipc", 1), ("ipc", 2), ("ipc", 3)]
 IPC_CONFIGS = [("ipc", 1), ("ipc", 2), ("ipc", 3)]
 
 # C_PROBE call types (c_probe.c)
-COUNT, PANIC, BAD_HANDLE, BAD_WRITE, BAD_CALL, NESTED, DEEP, TOO_MANY, INITS = range(9)
+COUNT, PANIC, BAD_HANDLE, BAD_WRITE, BAD_CALL, NESTED, DEEP, TOO_MANY, INITS, HAL = range(10)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -160,6 +163,23 @@ def test_c_panic_names_partition_and_api(
     assert _call(system, COUNT, size=4) == (PSA_SUCCESS, (1).to_bytes(4, "little"))
 
 
+@pytest.mark.parametrize(("backend", "isolation"), [("sfn", 1), ("ipc", 1)])
+def test_c_hal_reads_and_writes_modelled_memory(backend: str, isolation: int) -> None:
+    """psaspm_hal_read32/write32 reach the modelled memory with psaspm.hal's checks: a
+    privileged C partition updates a word of NS RAM, and an address with no memory is
+    its MemManage fault, a panic naming it and the address."""
+    system = _probe(backend, isolation)
+    word = system.ns_memory.alloc(4, (41).to_bytes(4, "little"))
+    status, out = _call(system, HAL, [word.addr.to_bytes(8, "little")], size=4)
+    assert (status, out) == (PSA_SUCCESS, (42).to_bytes(4, "little"))
+    assert system.ns_memory.read(word) == (42).to_bytes(4, "little")
+    with pytest.raises(psaspm.Panic):
+        _call(system, HAL, [(8).to_bytes(8, "little")])
+    assert system.panic is not None
+    assert (system.panic.partition, system.panic.api) == ("TFM_SP_C_PROBE", "MemManage")
+    assert "0x00000008" in system.panic.reason
+
+
 def test_rhandle_keeps_a_c_pointer_across_calls() -> None:
     """The C echo's session, a calloc'd struct in the reverse handle, is the same on
     every call of its connection and separate per connection."""
@@ -246,7 +266,7 @@ def test_mm_iovec_from_c(backend: str, isolation: int) -> None:
     """An IPC C partition maps its vectors: it reads the in-vector and writes the
     out-vector through the mappings, and unmapping the out-vector sets its length; an
     out-vector still mapped at psa_reply reports 0 bytes written, as in TF-M."""
-    system = psaspm.load(MM, backend=backend, isolation=isolation)
+    system = psaspm.load([MM, CHECKSUM_PY], backend=backend, isolation=isolation)
     system.boot()
     ns = system.ns_client()
     handle = system.constants["C_MM_HANDLE"]
@@ -262,7 +282,7 @@ def test_mm_iovec_from_c(backend: str, isolation: int) -> None:
 def test_ipc_c_partition_panics_deep_and_resets(backend: str, isolation: int) -> None:
     """psa_panic 32 C frames below an IPC C partition's psa_wait loop is its panic; after
     reset() its thread runs again from its entry point."""
-    system = psaspm.load(MM, backend=backend, isolation=isolation)
+    system = psaspm.load([MM, CHECKSUM_PY], backend=backend, isolation=isolation)
     system.boot()
     handle = system.constants["C_MM_HANDLE"]
     with pytest.raises(psaspm.Panic):
@@ -300,3 +320,48 @@ def test_each_boot_runs_its_own_image_file() -> None:
     handle = ns.connect(system.constants["EXAMPLE_ECHO_SID"], 1)
     out = bytearray(2)
     assert ns.call(handle, 0, [b"ok"], [out]) == PSA_SUCCESS and out == b"ok"
+
+
+def test_shim_matches_the_psa_headers() -> None:
+    """The generated shim compiles warning-free against psaspm's PSA headers, so every
+    forwarder has the prototype psa/client.h, psa/service.h and psaspm/hal.h declare."""
+    done = compile_check(SHIM_SOURCE, [SHIM_INCLUDE], "-Wall", "-Wextra", "-Werror")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
+def test_cxx_partition_throws_and_catches_across_psa_wait(backend: str, isolation: int) -> None:
+    """A C++ partition (its sources given as .cpp) keeps a std::vector in a global, and
+    an exception thrown after psa_wait returns is caught by a try block around that
+    psa_wait; reset() runs the image's static constructors again."""
+    system = psaspm.load(
+        PARTITIONS / "cxx_echo.yaml",
+        backend=backend,
+        isolation=isolation,
+        code={"TFM_SP_CXX_ECHO": PARTITIONS / "cxx_echo.cpp"},
+    )
+    system.boot()
+    ns = system.ns_client()
+    handle = system.constants["CXX_ECHO_HANDLE"]
+    out = bytearray(8)
+    assert ns.call(handle, 0, [b"ab"], [out]) == PSA_SUCCESS and out == b"ab"
+    assert ns.call(handle, 1) == psaspm.psa.PSA_ERROR_INVALID_ARGUMENT
+    out = bytearray(8)
+    assert ns.call(handle, 0, [b"cd"], [out]) == PSA_SUCCESS and out == b"abcd"
+    system.reset()
+    out = bytearray(8)
+    assert ns.call(handle, 0, [b"ef"], [out]) == PSA_SUCCESS and out == b"ef"
+
+
+@pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
+def test_deep_c_stack_survives_a_blocking_call(backend: str, isolation: int) -> None:
+    """An IPC C partition 100 frames deep (a 256-byte buffer in each) blocks in psa_call
+    while the called partition runs; when it runs again every frame is intact and the
+    reply is in its stack out-vector."""
+    system = psaspm.load([MM, CHECKSUM_PY], backend=backend, isolation=isolation)
+    system.boot()
+    out = bytearray(8)
+    assert system.ns_client().call(system.constants["C_MM_HANDLE"], 3, [], [out]) == PSA_SUCCESS
+    assert out[:4] == zlib.crc32(b"deep").to_bytes(4, "big")
+    assert int.from_bytes(out[4:], "little") == 101
+    assert system.stats["context_switches"] >= 4

@@ -53,8 +53,9 @@ struct psaspm_callbacks {
 };
 
 static struct psaspm_callbacks psaspm_callbacks;
-static jmp_buf *psaspm_top;      /* the innermost psaspm_enter of the running stack */
-static volatile int psaspm_halting; /* set by Python: unwind after this callback */
+/* Per OS thread: a system runs in the thread that booted it. */
+static __thread jmp_buf *psaspm_top; /* the innermost psaspm_enter of the running stack */
+static __thread volatile int psaspm_halting; /* set by Python: unwind after this callback */
 
 __attribute__((__noreturn__)) static void psaspm_fatal(const char *what)
 {

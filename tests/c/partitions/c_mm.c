@@ -4,7 +4,11 @@
  *   REVERSE (0): map in-vector 0 and out-vector 0, write the input reversed
  *                through the mapping, unmap both (out-vector: the input's length);
  *   NO_UNMAP (1): map out-vector 0, fill it with 'x', reply without unmapping;
- *   PANIC_DEEP (2): psa_panic() 32 C frames below the thread's psa_wait loop.
+ *   PANIC_DEEP (2): psa_panic() 32 C frames below the thread's psa_wait loop;
+ *   DEEP_CALL (3): 100 C frames down, each with a 256-byte buffer, call
+ *                 EXAMPLE_CHECKSUM (the thread blocks, other threads run), then
+ *                 check every frame's buffer on the way up; write the CRC (4 bytes)
+ *                 and how many frames were intact (4 bytes LE).
  */
 
 #include <stdint.h>
@@ -12,6 +16,7 @@
 
 #include "psa/service.h"
 #include "psa_manifest/c_mm.h"
+#include "psa_manifest/sid.h"
 
 static void panic_at(int depth)
 {
@@ -22,6 +27,29 @@ static void panic_at(int depth)
     }
     panic_at(depth - 1);
     frame[0]++;
+}
+
+static uint32_t deep_call(int depth, uint8_t crc[4])
+{
+    uint8_t frame[256];
+    memset(frame, depth, sizeof(frame));
+    uint32_t intact = 0;
+    if (depth == 0) {
+        static const char text[] = "deep";
+        psa_invec in[1] = {{text, 4}};
+        psa_outvec out[1] = {{crc, 4}};
+        if (psa_call(EXAMPLE_CHECKSUM_HANDLE, PSA_IPC_CALL, in, 1, out, 1) != PSA_SUCCESS) {
+            return 0;
+        }
+    } else {
+        intact = deep_call(depth - 1, crc);
+    }
+    for (size_t i = 0; i < sizeof(frame); i++) {
+        if (frame[i] != (uint8_t)depth) {
+            return intact;
+        }
+    }
+    return intact + 1;
 }
 
 static psa_status_t serve(const psa_msg_t *msg)
@@ -46,6 +74,15 @@ static psa_status_t serve(const psa_msg_t *msg)
     case 2:
         panic_at(32);
         return PSA_SUCCESS;
+    case 3: {
+        uint8_t result[8] = {0};
+        uint32_t intact = deep_call(100, result);
+        for (int i = 0; i < 4; i++) {
+            result[4 + i] = (uint8_t)(intact >> (8 * i));
+        }
+        psa_write(msg->handle, 0, result, sizeof(result));
+        return PSA_SUCCESS;
+    }
     default:
         return PSA_ERROR_NOT_SUPPORTED;
     }

@@ -10,6 +10,7 @@
 #include "psa/service.h"
 #include "psa_manifest/c_probe.h"
 #include "psa_manifest/sid.h"
+#include "psaspm/hal.h"
 
 enum {
     COUNT = 0,      /* count the calls in a global; write the count (4 bytes LE) */
@@ -21,6 +22,7 @@ enum {
     DEEP = 6,       /* psa_read() of a bad handle 64 C frames down */
     TOO_MANY = 7,   /* psa_call() with five in-vectors */
     INITS = 8,      /* write how many times entry_init ran in this image */
+    HAL = 9,        /* in-vector 0: an address; add 1 to the word there (psaspm/hal.h) */
 };
 
 static uint32_t calls;
@@ -106,6 +108,14 @@ psa_status_t c_probe_sfn(const psa_msg_t *msg)
     case INITS:
         write_u32(msg->handle, inits);
         return PSA_SUCCESS;
+    case HAL: {
+        uint64_t addr = 0;
+        psa_read(msg->handle, 0, &addr, sizeof(addr));
+        uint32_t value = psaspm_hal_read32((uintptr_t)addr);
+        psaspm_hal_write32((uintptr_t)addr, value + 1);
+        write_u32(msg->handle, psaspm_hal_read32((uintptr_t)addr));
+        return PSA_SUCCESS;
+    }
     default:
         return PSA_ERROR_NOT_SUPPORTED;
     }
