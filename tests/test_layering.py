@@ -26,6 +26,7 @@ LAYERS = {
     "hal": 3,
     "sprt": 4,
     "platform": 4,
+    "watchdog": 4,  # the host thread that stops runaway partition code
     "system": 5,
     "trace": 5,
     "__init__": 6,

@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 from psaspm import sprt
 from psaspm.consts import PSA_LIFECYCLE_UNKNOWN
 from psaspm.errors import ConfigError, Deadlock, InternalError, Panic, PanicRecord
-from psaspm.kernel.contract import Backend, KernelBug, Rejected, SpeHalt
+from psaspm.kernel.contract import Backend, KernelBug, Rejected, SpeHalt, WatchdogExpired
 from psaspm.kernel.door import DOOR, Hal
 from psaspm.kernel.instruments import Counters, Tracer
 from psaspm.kernel.interfaces import (
@@ -43,6 +43,7 @@ from psaspm.kernel.spm import Spm
 from psaspm.manifest import constants_dict, layout_dict, load_system_manifest
 from psaspm.manifest.model import Handling, Model, Partition, PartitionType, SystemManifest
 from psaspm.platform import Devices, Timer, Uart, build_address_space, load_platform
+from psaspm.watchdog import Watchdog
 
 CodeSpec = ModuleType | str | Path | Sequence[str | Path]
 _module_ids = itertools.count(1)
@@ -367,6 +368,7 @@ class System:
         counters: bool = True,
         tracer: Tracer | None = None,
         platform: str | Path | None = None,
+        watchdog: float | None = None,
     ) -> None:
         if max_connections.__class__ is not int or max_connections <= 0:
             raise ConfigError(f"max_connections must be a positive int, not {max_connections!r}")
@@ -377,8 +379,13 @@ class System:
         self.lifecycle = lifecycle
         self._code = _checked_code(manifest, code or {})
         self._counting = counters
+        try:
+            self._watchdog = Watchdog(watchdog, get_ident()) if watchdog is not None else None
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         # One set of counters for the system's life: a reset keeps them (contract section 8).
-        self._counters = Counters() if counters else None
+        # The watchdog reads the context switches even when stats are off.
+        self._counters = Counters() if counters or watchdog is not None else None
         self.tracer = tracer
         self._constants = constants_dict(manifest)
         self.platform = load_platform(platform)
@@ -407,7 +414,7 @@ class System:
     @property
     def stats(self) -> dict[str, int]:
         counters = self._counters
-        if counters is None:
+        if counters is None or not self._counting:
             return {}
         stats = counters.as_dict()
         kernel = self._kernel
@@ -478,6 +485,7 @@ class System:
             rt = PartitionRuntime(part, part.name, part.pid, part.load_order)
             rt.services = [ServiceRuntime(s, rt) for s in part.services]
             rt.service_by_signal = {s.signal: s for s in rt.services}
+            rt.service_signals = sum(s.signal for s in rt.services)
             rt.irqs = [IrqRuntime(i, rt) for i in part.irqs]
             rt.irqs_by_signal = {i.signal: i for i in rt.irqs}
             rt.deps = frozenset(
@@ -521,6 +529,9 @@ class System:
             ipc = backend = IpcBackend(spm)
             iface = (cross_interface if manifest.isolation == 1 else svc_interface)(spm, ipc)
         spm.backend = backend
+        if self._watchdog is not None:
+            spm.watchdog_took = self._watchdog.took
+            spm.watchdog_seconds = self._watchdog.seconds
         if self.tracer is not None:
             iface = traced(iface, spm, self.tracer)
         for rt in sorted(runtimes, key=lambda r: r.priority):
@@ -564,9 +575,13 @@ class System:
             self._halted(halt.record)
         except KernelBug as bug:
             self._broke(bug.error, str(bug))
+        except WatchdogExpired as expired:
+            self._expired(kernel, expired)
         finally:
             self._depth -= 1
             door.iface, door.hal = previous
+            if self._watchdog is not None:
+                self._watchdog.disarm()
 
     def _halted(self, record: PanicRecord) -> NoReturn:
         self.state = SystemState.PANICKED
@@ -574,6 +589,26 @@ class System:
         if record.deadlock:
             raise Deadlock(record) from None
         raise Panic(record) from None
+
+    def _expired(self, kernel: _Kernel, expired: WatchdogExpired) -> NoReturn:
+        """The watchdog's exception reached the system boundary (SFN service code, or
+        the NS side's own greenlet): the same halt as inside partition code."""
+        try:
+            kernel.spm.expired(expired)
+        except SpeHalt as halt:
+            self._halted(halt.record)
+
+    # The watchdog's view of the system (psaspm.watchdog.Watched).
+    def watch_progress(self) -> tuple[int, int] | None:
+        watchdog = self._watchdog
+        counters = self._counters
+        if not self._depth or watchdog is None or counters is None:
+            return None
+        return watchdog.entries, counters.context_switches
+
+    def watch_running(self) -> str:
+        kernel = self._kernel
+        return kernel.spm.current.name if kernel is not None else "?"
 
     def _broke(self, error: Exception, what: str) -> NoReturn:
         """SPM code raised: a bug in psaspm.  Stop loudly, keeping the original traceback."""
@@ -589,6 +624,9 @@ class System:
         kernel = self._build()
         self._kernel = kernel
         self._owner = get_ident()
+        if self._watchdog is not None:
+            self._watchdog.thread_id = self._owner
+            self._watchdog.start(self)
         self.state = SystemState.RUNNING
         with self._secure(kernel):
             kernel.backend.system_run()
@@ -653,6 +691,9 @@ class System:
                 )
         kernel.spm.ns_agent.ns_client_id = client.client_id
         kernel.backend.enter_ns()
+        watchdog = self._watchdog
+        if watchdog is not None:
+            watchdog.entries += 1
         # What _secure() does, inline: this is every NS call's path.
         door = DOOR
         previous_iface = door.iface
@@ -667,10 +708,14 @@ class System:
             self._halted(halt.record)
         except KernelBug as bug:
             self._broke(bug.error, str(bug))
+        except WatchdogExpired as expired:
+            self._expired(kernel, expired)
         finally:
             self._depth -= 1
             door.iface = previous_iface
             door.hal = previous_hal
+            if watchdog is not None:
+                watchdog.disarm()
         if result.__class__ is Rejected:
             client.last_error = result.reason
             return int(result)
@@ -761,6 +806,7 @@ def load(
     counters: bool = True,
     tracer: Tracer | None = None,
     platform: str | Path | None = None,
+    watchdog: float | None = None,
 ) -> System:
     """Load manifests into a :class:`System` (contract section 2)."""
     manifest = load_system_manifest(
@@ -774,4 +820,5 @@ def load(
         counters=counters,
         tracer=tracer,
         platform=platform,
+        watchdog=watchdog,
     )
