@@ -21,6 +21,7 @@ LAYERS = {
     "consts": 0,
     "manifest": 1,
     "kernel": 2,
+    "cbuild": 2,  # compiling C partition code (uses the manifest layer's headers)
     "psa": 3,
     "hal": 3,
     "sprt": 4,

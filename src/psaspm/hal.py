@@ -58,3 +58,9 @@ def write32(addr: int, value: int) -> None:
 def peripheral_base(name: str) -> int:
     """The base address of a named peripheral (as TF-M's platform headers give it)."""
     return DOOR.hal.peripheral_base(name)
+
+
+def wfi() -> None:
+    """Wait for an interrupt (``__WFI()``): platform time advances to the next event of
+    an armed device model and its interrupt is taken; with none armed, a deadlock."""
+    DOOR.hal.wfi()

@@ -2,7 +2,9 @@
 
 The description (YAML; psaspm ships ``data/platform.yaml``) gives the memory
 map and the named peripherals that manifests' ``mmio_regions`` refer to.
-Device models are deterministic: time advances only by ``system.tick(n)``.
+Device models are deterministic: time advances only by ``system.tick(n)``, and
+while the SPE waits for an armed device (``System`` then advances it to the
+device's next event, as TF-M's idle thread sleeps in WFI).
 """
 
 from __future__ import annotations
@@ -148,15 +150,25 @@ class Timer:
             self._drive()
 
     def tick(self, n: int) -> None:
-        for _ in range(n):
-            if not self.ctrl & 1:
+        """Advance ``n`` ticks: as ``n`` single ticks, in steps from one zero to the next."""
+        while n > 0 and self.ctrl & 1:
+            step = max(self.value, 1)  # ticks until the count reaches zero (0 fires at once)
+            if step > n:
+                self.value -= n
                 return
-            if self.value > 0:
-                self.value -= 1
-            if self.value == 0:
-                self.status = 1
-                self.value = self.reload
-                self._drive()
+            n -= step
+            self.status = 1
+            self.value = self.reload
+            self._drive()  # a handler taken here may reprogram the timer: re-read it
+            if self.reload == 0 and self.ctrl & 1 and self.value == 0:
+                return  # it would fire on every remaining tick: the line is already high
+
+    def next_event(self) -> int | None:
+        """Ticks until this timer next raises its interrupt line; None if it will not
+        (stopped, its interrupt disabled, or no line)."""
+        if self.irq is None or self.ctrl & 0x9 != 0x9:
+            return None
+        return max(self.value, 1)
 
     def _drive(self) -> None:
         if self.irq is not None:
@@ -177,6 +189,9 @@ class Uart:
             self.output.append(value & 0xFF)
 
     def tick(self, n: int) -> None:
+        return None
+
+    def next_event(self) -> int | None:
         return None
 
 

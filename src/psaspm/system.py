@@ -13,6 +13,7 @@ import enum
 import importlib.util
 import itertools
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,8 +44,10 @@ from psaspm.manifest import constants_dict, layout_dict, load_system_manifest
 from psaspm.manifest.model import Handling, Model, Partition, PartitionType, SystemManifest
 from psaspm.platform import Devices, Timer, Uart, build_address_space, load_platform
 
-CodeSpec = ModuleType | str | Path
+CodeSpec = ModuleType | str | Path | Sequence[str | Path]
 _module_ids = itertools.count(1)
+_PSASPM_DIR = str(Path(__file__).resolve().parent)
+C_CODE_UNSUPPORTED = "C partition code is not supported yet (give a .py file)"
 
 
 class SystemState(enum.StrEnum):
@@ -88,21 +91,91 @@ def import_python_file(path: Path, kind: str, label: str) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise ConfigError(f"{label}: importing {path} failed: {type(exc).__name__}: {exc}") from exc
+        where = _own_frames(exc)
+        raise ConfigError(
+            f"{label}: importing {path} failed: {type(exc).__name__}: {exc}{where}"
+        ) from exc
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
     return module
 
 
+def _own_frames(exc: BaseException) -> str:
+    """Where the user's code raised, as `` (at FILE:LINE in FUNC: SOURCE <- ...)``: the
+    frames of the imported file and what it imported, innermost first, without
+    psaspm's and importlib's.  Empty when there is none (a SyntaxError names its line)."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith((_PSASPM_DIR, "<frozen "))
+    ]
+    if not frames:
+        return ""
+    parts = []
+    for frame in reversed(frames):
+        text = f"{frame.filename}:{frame.lineno} in {frame.name}"
+        if frame.line:
+            text += f": {frame.line.strip()}"
+        parts.append(text)
+    return " (at " + " <- ".join(parts) + ")"
+
+
 def _import_file(path: Path, owner: str) -> ModuleType:
     """Load a partition's Python file as a fresh module (fresh state at every boot)."""
     if not path.is_file():
-        raise ConfigError(
-            f"{owner}: no partition code: {path} does not exist "
-            f"(put it beside the manifest, or pass code={{'{owner}': ...}})"
-        )
+        raise ConfigError(_missing_code(path, owner))
     return import_python_file(path, "partition", owner)
+
+
+def _missing_code(path: Path, owner: str) -> str:
+    beside = path.with_suffix(".c")
+    if path.suffix == ".py" and beside.is_file():
+        return f"{owner}: {beside}: {C_CODE_UNSUPPORTED}"
+    return (
+        f"{owner}: no partition code: {path} does not exist "
+        f"(put it beside the manifest, or pass code={{'{owner}': ...}} / --code {owner}=FILE)"
+    )
+
+
+def _code_spec(owner: str, spec: object) -> ModuleType | Path:
+    """One ``code=`` entry checked: a module, or the path of a ``.py`` file.  C sources
+    (a ``.c`` path or a list of them) and shared objects are refused until psaspm has a
+    C runtime."""
+    if isinstance(spec, ModuleType):
+        return spec
+    if isinstance(spec, str | Path):
+        files: list[object] = [spec]
+    elif isinstance(spec, list | tuple):
+        files = list(spec)
+    else:
+        raise ConfigError(f"{owner}: code {spec!r} is not a module, a file or a list of files")
+    if not files or not all(isinstance(f, str | Path) and str(f) for f in files):
+        raise ConfigError(f"{owner}: code {spec!r} is not a module, a file or a list of files")
+    paths = [Path(str(f)) for f in files]
+    if any(p.suffix in (".c", ".so") for p in paths):
+        named = ", ".join(str(p) for p in paths)
+        raise ConfigError(f"{owner}: {named}: {C_CODE_UNSUPPORTED}")
+    if len(paths) > 1 or paths[0].suffix != ".py":
+        named = ", ".join(str(p) for p in paths)
+        raise ConfigError(f"{owner}: code {named}: expected one .py file")
+    return paths[0]
+
+
+def partition_symbols(part: Partition) -> list[str]:
+    """The functions a partition's code must define, by the names TF-M generates (what
+    ``System._bind_code`` looks up): the IPC ``entry_point``; an SFN partition's
+    ``entry_init`` and ``<service>_sfn`` functions; each FLIH IRQ's ``<irq>_flih``."""
+    names = [
+        irq.name.removesuffix("_SIGNAL").lower() + "_flih"
+        for irq in part.irqs
+        if irq.handling is Handling.FLIH
+    ]
+    if part.model is Model.IPC:
+        return [*names, *([part.entry_point] if part.entry_point else [])]
+    if part.entry_init:
+        names.append(part.entry_init)
+    return names + [svc.name.lower() + "_sfn" for svc in part.services]
 
 
 def _symbol(module: ModuleType, owner: str, name: str, required: bool = True) -> Any:
@@ -115,6 +188,23 @@ def _symbol(module: ModuleType, owner: str, name: str, required: bool = True) ->
     if not callable(fn):
         raise ConfigError(f"{owner}: {name} in the partition code is not a function")
     return fn
+
+
+def _checked_code(
+    manifest: SystemManifest, code: Mapping[str, CodeSpec]
+) -> dict[str, ModuleType | Path]:
+    """``code=`` for the enabled partitions.  Entries for partitions a conditional
+    disabled are ignored (contract section 2); a name that is no partition at all is
+    an error, naming it and the partitions there are."""
+    names = [p.name for p in manifest.partitions]
+    unknown = [k for k in code if k not in names and k not in manifest.disabled_partitions]
+    if unknown:
+        known = ", ".join(names) or "none"
+        raise ConfigError(
+            f"code given for {', '.join(map(repr, unknown))}: no such partition in this system "
+            f"(partitions: {known})"
+        )
+    return {k: _code_spec(k, v) for k, v in code.items() if k in names}
 
 
 class NsClient:
@@ -248,6 +338,22 @@ class _PlatformHal:
             raise KeyError(f"no peripheral named {name!r} in the platform description")
         return spec.base
 
+    def wfi(self) -> None:
+        system = self._system
+        spm = system.spm
+        if spm.interrupts.pending:
+            return  # an interrupt is pending already: WFI does not sleep
+        if not system._wfi():
+            spm.halt(
+                PanicRecord(
+                    spm.current.name,
+                    "wfi",
+                    "deadlock: waiting for an interrupt with none pending and no armed "
+                    "device event to come",
+                    deadlock=True,
+                )
+            )
+
 
 class System:
     """A secure system: ``psaspm.load(...)`` returns one (contract sections 2-8)."""
@@ -269,10 +375,10 @@ class System:
         self.isolation = manifest.isolation
         self.max_connections = max_connections
         self.lifecycle = lifecycle
-        names = {p.name for p in manifest.partitions}
-        # Entries for partitions a conditional disabled are ignored (contract section 2).
-        self._code = {k: v for k, v in (code or {}).items() if k in names}
+        self._code = _checked_code(manifest, code or {})
         self._counting = counters
+        # One set of counters for the system's life: a reset keeps them (contract section 8).
+        self._counters = Counters() if counters else None
         self.tracer = tracer
         self._constants = constants_dict(manifest)
         self.platform = load_platform(platform)
@@ -300,11 +406,12 @@ class System:
 
     @property
     def stats(self) -> dict[str, int]:
+        counters = self._counters
+        if counters is None:
+            return {}
+        stats = counters.as_dict()
         kernel = self._kernel
-        if kernel is None or kernel.spm.counters is None:
-            return Counters().as_dict() if self._counting else {}
-        stats = kernel.spm.counters.as_dict()
-        stats["connections_in_use"] = kernel.spm.pool.in_use
+        stats["connections_in_use"] = kernel.spm.pool.in_use if kernel is not None else 0
         return stats
 
     @property
@@ -337,7 +444,30 @@ class System:
             return _import_file(part.manifest_path.with_suffix(".py"), part.name)
         if isinstance(spec, ModuleType):
             return spec
-        return _import_file(Path(spec), part.name)
+        return _import_file(spec, part.name)
+
+    def check_code(self) -> tuple[list[str], list[str]]:
+        """``(warnings, errors)`` about every partition's code, without booting.
+
+        A partition whose code file is not there is a warning naming the file looked
+        for (the manifests may still be fine); code that does not import, or lacks a
+        function the manifest names, is an error.  Importing runs the files' top level.
+        """
+        warnings: list[str] = []
+        errors: list[str] = []
+        for part in self.manifest.partitions:
+            spec = self._code.get(part.name)
+            path = part.manifest_path.with_suffix(".py") if spec is None else spec
+            if isinstance(path, Path) and not path.is_file():
+                (warnings if spec is None else errors).append(_missing_code(path, part.name))
+                continue
+            try:
+                module = self._load_code(part)
+                for name in partition_symbols(part):
+                    _symbol(module, part.name, name)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        return warnings, errors
 
     def _build(self) -> _Kernel:
         manifest = self.manifest
@@ -371,9 +501,15 @@ class System:
             self.ns_memory.region,
             self._device_line,
         )
-        counters = Counters() if self._counting else None
         spm = Spm(
-            runtimes, ns_agent, self.max_connections, self.lifecycle, memory, counters, self.tracer
+            runtimes,
+            ns_agent,
+            self.max_connections,
+            self.lifecycle,
+            memory,
+            self._counters,
+            self.tracer,
+            self._wfi,
         )
         # The one place the backend and interface are chosen, as TF-M's build does.
         backend: Backend
@@ -467,6 +603,8 @@ class System:
             self._kernel.backend.shutdown()
         self._kernel = None
         self.panic = None
+        if self._counters is not None:
+            self._counters.resets += 1
         self.state = SystemState.LOADED
         self.boot()
 
@@ -551,6 +689,29 @@ class System:
         with self._secure(kernel):
             for device in self._devices.values():
                 device.tick(ticks)
+
+    def _wfi(self) -> bool:
+        """Wait for an interrupt: advance platform time to the next event of an armed
+        device model whose interrupt can be taken (its line low, a source bound to it
+        enabled), and take it.  False when no device can fire: nothing would ever wake
+        the SPE."""
+        kernel = self._kernel
+        if kernel is None:
+            return False
+        by_source = kernel.spm.interrupts.by_source
+        soonest: int | None = None
+        for device in self._devices.values():
+            ticks = device.next_event()
+            if ticks is None or (soonest is not None and ticks >= soonest):
+                continue
+            irqs = by_source.get(device.irq) if isinstance(device, Timer) and device.irq else None
+            if irqs and any(irq.enabled and not irq.line for irq in irqs):
+                soonest = ticks
+        if soonest is None:
+            return False
+        for device in list(self._devices.values()):
+            device.tick(soonest)
+        return True
 
     def device(self, name: str) -> Timer | Uart:
         """The device model behind a named peripheral in the current boot."""

@@ -2,8 +2,9 @@
 
 The SPM frontend (``spm.Spm``) calls a backend only through :class:`Backend`:
 TF-M's six operations (``secure_fw/spm/include/ffm/backend.h``, v1.6) plus
-the three that the interfaces and the system really need (``enter_ns``,
-``preempt``, ``shutdown``).  Backends and the interrupt handler reach the
+what the SPM, the interfaces and the system really need (``retire`` for the
+DISCONNECT of a terminated connection, ``enter_ns``, ``preempt``,
+``shutdown``).  Backends and the interrupt handler reach the
 kernel only through :class:`SpmPort`, never by importing ``Spm``.  The IPC
 interfaces also schedule (PendSV) through :class:`Scheduling`.
 
@@ -104,6 +105,10 @@ class Backend(Protocol):
     def replying(self, conn: Connection, value: int) -> int:
         """Deliver the service's reply ``value`` to the client."""
 
+    def retire(self, conn: Connection) -> None:
+        """The service replied to a message nobody waits for (the DISCONNECT the SPM sent
+        for a terminated connection): undo what messaging set up, deliver nothing."""
+
     def wait(self, part: PartitionRuntime, mask: int) -> int:
         """Signals of ``mask`` asserted on ``part``, or NEED_SCHEDULE to block for one."""
 
@@ -156,3 +161,6 @@ class SpmPort(Protocol):
     def take_interrupts(self, where: Preempted) -> None: ...
     def outstanding_call(self, client: PartitionRuntime) -> Connection | None: ...
     def waits_description(self) -> str: ...
+    def wfi(self) -> bool:
+        """Wait for an interrupt (TF-M's idle thread): advance platform time to the next
+        event of an armed device model and take its interrupt; False if none can fire."""

@@ -32,6 +32,7 @@ class Hal(Protocol):
     def read32(self, addr: int) -> int: ...
     def write32(self, addr: int, value: int) -> None: ...
     def peripheral_base(self, name: str) -> int: ...
+    def wfi(self) -> None: ...
 
 
 def _no_system(api: str) -> NoReturn:
@@ -85,6 +86,9 @@ class _NoHal:
 
     def peripheral_base(self, name: str) -> int:
         _no_system("psaspm.hal.peripheral_base")
+
+    def wfi(self) -> None:
+        _no_system("psaspm.hal.wfi")
 
 
 NO_SYSTEM: Interface = _no_system_interface()

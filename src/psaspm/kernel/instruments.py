@@ -22,7 +22,7 @@ COUNTER_NAMES = (
 
 
 class Counters:
-    """``system.stats``: counters since boot (contract section 8)."""
+    """``system.stats``: counters since the first boot, across resets (contract section 8)."""
 
     __slots__ = (
         "boundary_switches",
@@ -31,6 +31,7 @@ class Counters:
         "messages",
         "panics",
         "psa_calls",
+        "resets",
         "svc_entries",
     )
 
@@ -42,6 +43,7 @@ class Counters:
         self.boundary_switches = 0
         self.interrupts = 0
         self.panics = 0
+        self.resets = 0  # system.reset() calls
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in sorted(self.__slots__)}

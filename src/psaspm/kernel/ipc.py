@@ -79,6 +79,9 @@ class IpcBackend(Scheduler):
                 self.attempted = True
         return PSA_SUCCESS
 
+    def retire(self, conn: Connection) -> None:
+        """Nothing to undo: the message never blocked its client."""
+
     def wait(self, part: PartitionRuntime, mask: int) -> int:
         ready = part.asserted & mask
         if ready:

@@ -212,6 +212,7 @@ class Connection:
         "service",
         "stateless",
         "status",
+        "terminated",
         "type",
     )
 
@@ -240,6 +241,8 @@ class Connection:
         self.client_data: Any = None  # a mailbox agent's token for the call (TF-M client_data)
         # A mailbox agent's call: it does not block; the reply comes as ASYNC_MSG_REPLY.
         self.asynchronous = False
+        # The DISCONNECT the SPM sends after a PROGRAMMER_ERROR reply ended the connection.
+        self.terminated = False
 
     def msg(self) -> PsaMsg:
         return PsaMsg(
@@ -321,6 +324,7 @@ class ConnectionPool:
         conn.client_id = client_id
         conn.stateless = False
         conn.asynchronous = False
+        conn.terminated = False
         conn.rhandle = None
         self.live[handle] = conn
         return conn

@@ -18,7 +18,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import greenlet
 
@@ -36,6 +36,9 @@ from psaspm.kernel.memory import boundary_need_switch
 from psaspm.kernel.runtime import PartitionRuntime
 
 NS_AGENT_PRIORITY = 0xFE00  # TF-M HEAD: the TrustZone agent's load_order, just above idle
+# Interrupts the idle SPE may take in a row without any thread becoming runnable before
+# it is reported as a deadlock (a FLIH that never signals would otherwise hang the host).
+_IDLE_WAKEUPS = 1_000_000
 
 
 class Thread:
@@ -163,7 +166,7 @@ class Scheduler:
             nxt = self.ns
             ns = nxt.part
             if ns.waiting and not ns.waiting & ns.asserted:
-                self._deadlock()
+                nxt = self._idle()
         cur = self.current
         if nxt is not cur:
             # The context switch, inline (two per IPC call).
@@ -198,7 +201,24 @@ class Scheduler:
             return woken
         return result
 
-    def _deadlock(self) -> None:
+    def _idle(self) -> Thread:
+        """Every thread is blocked while the NS side waits for a reply: sleep as TF-M's
+        idle thread does (WFI) until an interrupt makes a thread runnable; a deadlock
+        when nothing can fire."""
+        port = self.port
+        ns = self.ns.part
+        for _ in range(_IDLE_WAKEUPS):
+            if not port.wfi():
+                break
+            ready = self.ready
+            if ready:
+                self.attempted = False
+                return self.by_rank[(ready & -ready).bit_length() - 1]
+            if not (ns.waiting and not ns.waiting & ns.asserted):
+                return self.ns
+        self._deadlock()
+
+    def _deadlock(self) -> NoReturn:
         port = self.port
         # Reported against the thread that blocked last, in the API it blocked in.
         cur = self.current.part

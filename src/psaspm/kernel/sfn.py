@@ -85,19 +85,24 @@ class SfnBackend:
         port.current = client
         return value
 
+    def retire(self, conn: Connection) -> None:
+        """The service function ran as the current component: stop serving."""
+        self.port.current.current_request = None
+
     def wait(self, part: PartitionRuntime, mask: int) -> int:
         port = self.port
         while True:
             ready = part.asserted & mask
             if ready:
                 return ready
-            if not port.interrupts_pending():
+            if not port.interrupts_pending() and not port.wfi():
                 port.halt(
                     PanicRecord(
                         part.name,
                         "psa_wait",
                         f"deadlock: waiting for signals {mask:#x} under the SFN backend, "
-                        "where only an interrupt can assert them, and no interrupt is pending",
+                        "where only an interrupt can assert them, and no interrupt is pending "
+                        "or can fire",
                         deadlock=True,
                     )
                 )

@@ -19,8 +19,10 @@ through :class:`~psaspm.kernel.contract.SpmPort`.
 from __future__ import annotations
 
 import itertools
+import os
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from psaspm.consts import (
@@ -67,6 +69,23 @@ _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1
 
 
+_PSASPM = str(Path(__file__).resolve().parents[1]) + os.sep  # psaspm's own source files
+
+
+def partition_traceback(exc: BaseException) -> tuple[str | None, str]:
+    """The outermost partition-code function in ``exc``'s traceback, and the traceback
+    text with only partition code's frames (all frames if none is outside psaspm, as
+    for psaspm's own agents)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if not f.filename.startswith(_PSASPM)]
+    shown = own or list(frames)
+    text = "Traceback (most recent call last):\n" + "".join(
+        traceback.format_list(traceback.StackSummary.from_list(shown))
+    )
+    text += "".join(traceback.format_exception_only(type(exc), exc))
+    return (own[0].name if own else None), text
+
+
 class AgentCall:
     """A mailbox NS agent's call on behalf of NS client ``client_id``, with its token."""
 
@@ -89,6 +108,7 @@ class Spm:
         memory: AddressSpace,
         counters: Counters | None,
         tracer: Tracer | None,
+        wfi: Callable[[], bool],
     ) -> None:
         self._partitions = tuple(partitions)
         self.ns_agent = ns_agent
@@ -106,6 +126,7 @@ class Spm:
         self.memory = memory
         self.counters = counters
         self.tracer = tracer
+        self._wfi = wfi  # the platform's wait for interrupt: advance time to the next event
         self.current: PartitionRuntime = ns_agent  # the running partition
         self.backend: Backend  # set once by the system builder, before boot
         self.halted: PanicRecord | None = None
@@ -135,10 +156,15 @@ class Spm:
         self.halt(PanicRecord(who.name, api, reason))
 
     def crash(self, partition: PartitionRuntime, api: str, exc: Exception) -> NoReturn:
-        """Partition code raised a Python exception: a panic of that partition."""
-        text = "".join(traceback.format_exception(exc))
+        """Partition code raised a Python exception: a panic of that partition.
+
+        ``api`` becomes the partition function that was entered (the outermost frame
+        of partition code), and the record keeps the traceback of partition code's
+        own frames (psaspm's are trimmed).
+        """
+        entered, text = partition_traceback(exc)
         reason = f"{type(exc).__name__}: {exc}"
-        self.halt(PanicRecord(partition.name, api, reason, text))
+        self.halt(PanicRecord(partition.name, entered or api, reason, text))
 
     def programmer_error(self, caller: PartitionRuntime, api: str, status: int) -> int:
         """TF-M's rule: PROGRAMMER_ERROR and CONNECTION_REFUSED are fatal for secure callers.
@@ -626,18 +652,41 @@ class Spm:
                         f"{svc.name} replied PSA_ERROR_PROGRAMMER_ERROR to this secure client",
                         client,
                     )
-                keep = False  # a non-secure client's connection is dropped
+                keep = False  # a non-secure client's connection ends (FF-M 1.1 psa_reply)
         tracer = self.tracer
         if tracer is not None:
             client = conn.client
             assert client is not None
             tracer.reply(self.current.name, client.name, conn.handle, value)
+        if conn.terminated:
+            # The DISCONNECT the SPM sent for a terminated connection: nobody waits for it.
+            self.backend.retire(conn)
+            self.pool.free(conn)
+            return PSA_SUCCESS
         result = self.backend.replying(conn, value)
         if keep:
             conn.status = ConnStatus.IDLE
+        elif value == PSA_ERROR_PROGRAMMER_ERROR and not conn.stateless:
+            self._terminate(conn)
         else:
             self.pool.free(conn)
         return result
+
+    def _terminate(self, conn: Connection) -> None:
+        """End a connection whose service replied PROGRAMMER_ERROR to a non-secure client:
+        deliver a DISCONNECT for it right after that reply, so the service can free
+        what it holds (FF-M 1.1, psa_reply).  Until that DISCONNECT is replied the
+        handle is busy; then it is gone: later calls and closes are refused without
+        reaching the service."""
+        conn.set_message(PSA_IPC_DISCONNECT, (), ())
+        conn.terminated = True
+        conn.asynchronous = True  # the client does not wait for this one
+        client = self.current
+        result = self._deliver(conn, None)
+        if conn.received and conn.status is ConnStatus.ACTIVE:
+            # A direct call (SFN backend): the service already ran; its return is the reply.
+            self.reply(conn, result)
+        self.current = client
 
     def partition_set_rhandle(self, msg_handle: int, rhandle: Any) -> None:
         conn = self._message("psa_set_rhandle", msg_handle)
@@ -735,6 +784,9 @@ class Spm:
             return fn()
         except Exception as exc:  # halts and kernel bugs are BaseExceptions: they pass
             self.crash(partition, api, exc)
+
+    def wfi(self) -> bool:
+        return self._wfi()
 
     def interrupts_pending(self) -> bool:
         return bool(self.interrupts.pending)
