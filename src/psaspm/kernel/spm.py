@@ -412,7 +412,7 @@ class Spm:
         if tracer is not None:
             svc = conn.service
             assert svc is not None
-            tracer.message(self.current.name, svc.partition.name, conn.handle, conn.type)
+            tracer.message(self.current.name, svc.partition.name, svc.name, conn.handle, conn.type)
         return self.backend.messaging(conn)
 
     def client_close(self, handle: int, agent: AgentCall | None = None) -> int:
