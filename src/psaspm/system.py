@@ -400,6 +400,7 @@ class System:
         self.state = SystemState.LOADED
         self._bug: tuple[Exception, str] = (InternalError("no internal error"), "")
         self._hal: Hal = _PlatformHal(self)
+        self._boot_modules: list[str] = []  # sys.modules names of this boot's partition code
 
     # ---------------------------------------------------------------- info
     def layout(self) -> dict[str, Any]:
@@ -447,11 +448,20 @@ class System:
     # ---------------------------------------------------------------- build
     def _load_code(self, part: Partition) -> ModuleType:
         spec = self._code.get(part.name)
-        if spec is None:
-            return _import_file(part.manifest_path.with_suffix(".py"), part.name)
         if isinstance(spec, ModuleType):
             return spec
-        return _import_file(spec, part.name)
+        module = _import_file(
+            part.manifest_path.with_suffix(".py") if spec is None else spec, part.name
+        )
+        self._boot_modules.append(module.__name__)
+        return module
+
+    def _forget_boot_modules(self) -> None:
+        """Drop the modules a boot imported from ``sys.modules`` (the next boot imports
+        fresh ones): otherwise every reset would keep another copy alive."""
+        for name in self._boot_modules:
+            sys.modules.pop(name, None)
+        self._boot_modules.clear()
 
     def check_code(self) -> tuple[list[str], list[str]]:
         """``(warnings, errors)`` about every partition's code, without booting.
@@ -477,6 +487,7 @@ class System:
         return warnings, errors
 
     def _build(self) -> _Kernel:
+        self._forget_boot_modules()  # an earlier boot's (or a failed boot's) code
         manifest = self.manifest
         sid_by_name = {s.name: s.sid for p in manifest.partitions for s in p.services}
         runtimes: list[PartitionRuntime] = []
