@@ -822,6 +822,7 @@ class Spm:
         own = [f for f in frames if not f.filename.startswith(_PSASPM)]
         where = f" at {own[-1].filename}:{own[-1].lineno} in {own[-1].name}" if own else ""
         _, text = partition_traceback(exc)
+        text = text.rstrip("\n").rpartition("\n")[0] + "\nstopped here by the watchdog\n"
         self.halt(
             PanicRecord(
                 culprit,
