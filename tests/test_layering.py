@@ -27,6 +27,7 @@ LAYERS = {
     "sprt": 4,
     "crt": 4,  # the C runtime: C partition code behind the PSA door
     "platform": 4,
+    "watchdog": 4,  # the host thread that stops runaway partition code
     "system": 5,
     "trace": 5,
     "__init__": 6,

@@ -233,7 +233,23 @@ def run_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def add_watchdog_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--watchdog",
+        type=float,
+        metavar="SECONDS",
+        help="halt the SPE (a panic, api 'watchdog') when partition code runs longer than "
+        "this without the SPE going idle or blocking",
+    )
+
+
+def watchdog_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``load()``'s watchdog keyword, when the command line asked for one."""
+    return {"watchdog": args.watchdog} if args.watchdog is not None else {}
+
+
 def _add_workload_options(parser: argparse.ArgumentParser) -> None:
+    add_watchdog_option(parser)
     parser.add_argument(
         "--max-connections",
         type=int,
@@ -277,7 +293,11 @@ def run_run(args: argparse.Namespace) -> int:
 
     if args.trace:
         check_writable(args.trace, "--trace")
-    options = system_options(args) | {"code": code_options(args), "cflags": cflag_options(args)}
+    options = (
+        system_options(args)
+        | {"code": code_options(args), "cflags": cflag_options(args)}
+        | watchdog_options(args)
+    )
     main = runner.load_script(args.script) if args.script else _no_script
     tracer: ChromeTrace | None = None
     loaded: list[Any] = []  # the system once loaded; bad input (exit 2) writes no trace
@@ -428,7 +448,11 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ConfigError("compare runs every configuration: drop --backend and --isolation")
     if args.repeat < 1:
         raise ConfigError(f"--repeat {args.repeat}: at least 1")
-    options = system_options(args) | {"code": code_options(args), "cflags": cflag_options(args)}
+    options = (
+        system_options(args)
+        | {"code": code_options(args), "cflags": cflag_options(args)}
+        | watchdog_options(args)
+    )
     main = runner.load_script(args.script)
     configurations = runner.CONFIGURATIONS
     print_warnings(runner.check_inputs(options, configurations))
@@ -703,9 +727,11 @@ def add_headers_command(subparsers: Subparsers) -> None:
 
 def run_headers(args: argparse.Namespace) -> int:
     from psaspm.manifest.headers import write_headers
+    from psaspm.system import System
 
     options = system_options(args)
     system = load_system_manifest(**options)
+    System(system, code=code_options(args))  # --code names partitions of this system
     written = write_headers(system, args.output, options["config"])
     print(f"wrote {len(written)} headers to {args.output}")
     return EXIT_OK
@@ -841,6 +867,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"psaspm: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("psaspm: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # The reader of our output went away (``psaspm ... --json | head``): stop quietly.
         # Point stdout at /dev/null so that Python's own flush at exit cannot fail again.

@@ -26,7 +26,7 @@ from psaspm.cbuild import C_SUFFIXES, CXX_SUFFIXES, SO_SUFFIX, system_headers_di
 from psaspm.consts import PSA_LIFECYCLE_UNKNOWN
 from psaspm.crt import CImage
 from psaspm.errors import ConfigError, Deadlock, InternalError, Panic, PanicRecord
-from psaspm.kernel.contract import Backend, KernelBug, Rejected, SpeHalt
+from psaspm.kernel.contract import Backend, KernelBug, Rejected, SpeHalt, WatchdogExpired
 from psaspm.kernel.door import DOOR, Hal
 from psaspm.kernel.instruments import Counters, Tracer
 from psaspm.kernel.interfaces import (
@@ -45,6 +45,7 @@ from psaspm.kernel.spm import Spm
 from psaspm.manifest import constants_dict, layout_dict, load_system_manifest
 from psaspm.manifest.model import Handling, Model, Partition, PartitionType, SystemManifest
 from psaspm.platform import Devices, Timer, Uart, build_address_space, load_platform
+from psaspm.watchdog import Watchdog
 
 CodeSpec = ModuleType | str | Path | Sequence[str | Path]
 _module_ids = itertools.count(1)
@@ -387,6 +388,7 @@ class System:
         platform: str | Path | None = None,
         cflags: Sequence[str] = (),
         config: Mapping[str, Any] | None = None,
+        watchdog: float | None = None,
     ) -> None:
         if max_connections.__class__ is not int or max_connections <= 0:
             raise ConfigError(f"max_connections must be a positive int, not {max_connections!r}")
@@ -405,8 +407,13 @@ class System:
         self._headers: Path | None = None
         self._images: dict[str, CImage] = {}  # the C images of the current boot
         self._counting = counters
+        try:
+            self._watchdog = Watchdog(watchdog, get_ident()) if watchdog is not None else None
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         # One set of counters for the system's life: a reset keeps them (contract section 8).
-        self._counters = Counters() if counters else None
+        # The watchdog reads the context switches even when stats are off.
+        self._counters = Counters() if counters or watchdog is not None else None
         self.tracer = tracer
         self._constants = constants_dict(manifest)
         self.platform = load_platform(platform)
@@ -421,6 +428,7 @@ class System:
         self.state = SystemState.LOADED
         self._bug: tuple[Exception, str] = (InternalError("no internal error"), "")
         self._hal: Hal = _PlatformHal(self)
+        self._boot_modules: list[str] = []  # sys.modules names of this boot's partition code
 
     # ---------------------------------------------------------------- info
     def layout(self) -> dict[str, Any]:
@@ -435,7 +443,7 @@ class System:
     @property
     def stats(self) -> dict[str, int]:
         counters = self._counters
-        if counters is None:
+        if counters is None or not self._counting:
             return {}
         stats = counters.as_dict()
         kernel = self._kernel
@@ -483,7 +491,9 @@ class System:
         if isinstance(spec, ModuleType):
             return spec
         if isinstance(spec, Path):
-            return _import_file(spec, part.name)
+            module = _import_file(spec, part.name)
+            self._boot_modules.append(module.__name__)
+            return module
         return self._load_c(part, spec)
 
     def _load_c(self, part: Partition, files: CCode) -> CImage:
@@ -497,6 +507,13 @@ class System:
         image = crt.load_image(files, part.name, [self._headers], self.cflags)
         self._images[part.name] = image
         return image
+
+    def _forget_boot_modules(self) -> None:
+        """Drop the modules a boot imported from ``sys.modules`` (the next boot imports
+        fresh ones): otherwise every reset would keep another copy alive."""
+        for name in self._boot_modules:
+            sys.modules.pop(name, None)
+        self._boot_modules.clear()
 
     def check_code(self) -> tuple[list[str], list[str]]:
         """``(warnings, errors)`` about every partition's code, without booting.
@@ -525,6 +542,7 @@ class System:
         return warnings, errors
 
     def _build(self) -> _Kernel:
+        self._forget_boot_modules()  # an earlier boot's (or a failed boot's) code
         manifest = self.manifest
         sid_by_name = {s.name: s.sid for p in manifest.partitions for s in p.services}
         runtimes: list[PartitionRuntime] = []
@@ -533,6 +551,7 @@ class System:
             rt = PartitionRuntime(part, part.name, part.pid, part.load_order)
             rt.services = [ServiceRuntime(s, rt) for s in part.services]
             rt.service_by_signal = {s.signal: s for s in rt.services}
+            rt.service_signals = sum(s.signal for s in rt.services)
             rt.irqs = [IrqRuntime(i, rt) for i in part.irqs]
             rt.irqs_by_signal = {i.signal: i for i in rt.irqs}
             rt.deps = frozenset(
@@ -576,6 +595,9 @@ class System:
             ipc = backend = IpcBackend(spm)
             iface = (cross_interface if manifest.isolation == 1 else svc_interface)(spm, ipc)
         spm.backend = backend
+        if self._watchdog is not None:
+            spm.watchdog_took = self._watchdog.took
+            spm.watchdog_seconds = self._watchdog.seconds
         if self.tracer is not None:
             iface = traced(iface, spm, self.tracer)
         for rt in sorted(runtimes, key=lambda r: r.priority):
@@ -625,9 +647,13 @@ class System:
             self._halted(halt.record)
         except KernelBug as bug:
             self._broke(bug.error, str(bug))
+        except WatchdogExpired as expired:
+            self._expired(kernel, expired)
         finally:
             self._depth -= 1
             door.iface, door.hal = previous
+            if self._watchdog is not None:
+                self._watchdog.disarm()
 
     def _halted(self, record: PanicRecord) -> NoReturn:
         self.state = SystemState.PANICKED
@@ -635,6 +661,26 @@ class System:
         if record.deadlock:
             raise Deadlock(record) from None
         raise Panic(record) from None
+
+    def _expired(self, kernel: _Kernel, expired: WatchdogExpired) -> NoReturn:
+        """The watchdog's exception reached the system boundary (SFN service code, or
+        the NS side's own greenlet): the same halt as inside partition code."""
+        try:
+            kernel.spm.expired(expired)
+        except SpeHalt as halt:
+            self._halted(halt.record)
+
+    # The watchdog's view of the system (psaspm.watchdog.Watched).
+    def watch_progress(self) -> tuple[int, int] | None:
+        watchdog = self._watchdog
+        counters = self._counters
+        if not self._depth or watchdog is None or counters is None:
+            return None
+        return watchdog.entries, counters.context_switches
+
+    def watch_running(self) -> str:
+        kernel = self._kernel
+        return kernel.spm.current.name if kernel is not None else "?"
 
     def _broke(self, error: Exception, what: str) -> NoReturn:
         """SPM code raised: a bug in psaspm.  Stop loudly, keeping the original traceback."""
@@ -650,6 +696,9 @@ class System:
         kernel = self._build()
         self._kernel = kernel
         self._owner = get_ident()
+        if self._watchdog is not None:
+            self._watchdog.thread_id = self._owner
+            self._watchdog.start(self)
         self.state = SystemState.RUNNING
         with self._secure(kernel):
             kernel.backend.system_run()
@@ -714,6 +763,9 @@ class System:
                 )
         kernel.spm.ns_agent.ns_client_id = client.client_id
         kernel.backend.enter_ns()
+        watchdog = self._watchdog
+        if watchdog is not None:
+            watchdog.entries += 1
         # What _secure() does, inline: this is every NS call's path.
         door = DOOR
         previous_iface = door.iface
@@ -728,10 +780,14 @@ class System:
             self._halted(halt.record)
         except KernelBug as bug:
             self._broke(bug.error, str(bug))
+        except WatchdogExpired as expired:
+            self._expired(kernel, expired)
         finally:
             self._depth -= 1
             door.iface = previous_iface
             door.hal = previous_hal
+            if watchdog is not None:
+                watchdog.disarm()
         if result.__class__ is Rejected:
             client.last_error = result.reason
             return int(result)
@@ -823,6 +879,7 @@ def load(
     tracer: Tracer | None = None,
     platform: str | Path | None = None,
     cflags: Sequence[str] = (),
+    watchdog: float | None = None,
 ) -> System:
     """Load manifests into a :class:`System` (contract section 2); ``cflags`` are added
     to the compiler's flags for C partition code (contract section 9)."""
@@ -839,4 +896,5 @@ def load(
         platform=platform,
         cflags=cflags,
         config=config,
+        watchdog=watchdog,
     )

@@ -90,6 +90,12 @@ class KernelBug(BaseException):
         self.error = error
 
 
+class WatchdogExpired(BaseException):
+    """Raised into the SPE's thread by the watchdog (``load(watchdog=SECONDS)``) when
+    partition code ran too long without the SPE going idle or blocking.  A
+    ``BaseException``: partition code's ``except Exception`` cannot swallow it."""
+
+
 class Backend(Protocol):
     """What the SPM frontend, the interfaces and the system call on a backend."""
 

@@ -26,7 +26,7 @@ from typing import Any
 from psaspm.consts import PSA_ERROR_GENERIC_ERROR
 from psaspm.kernel._generated_api import Interface
 from psaspm.kernel._generated_entries import cross_entries, sfn_entries, svc_entries
-from psaspm.kernel.api import API, NAMES
+from psaspm.kernel.api import API, NAMES, Kind
 from psaspm.kernel.contract import Scheduling
 from psaspm.kernel.instruments import Tracer
 from psaspm.kernel.runtime import PartitionRuntime
@@ -74,30 +74,90 @@ def svc_handler(iface: Interface, number: int, *args: Any) -> Any:
 def traced(inner: Interface, spm: Spm, tracer: Tracer) -> Interface:
     """``inner`` with every PSA API call reported to ``tracer``.
 
-    Chosen once when a system is built with a tracer; without one the kernel
-    runs the bare interface and pays nothing for tracing.
+    Client calls enter by ``tracer.call_enter`` with the handle or SID they
+    name, every other API by ``tracer.api_enter``; under the SVC interface each
+    entry is also reported as an SVC (``tracer.svc``).  Chosen once when a
+    system is built with a tracer; without one the kernel runs the bare
+    interface and pays nothing for tracing.
     """
     wrapper = Interface(inner.name, tracer)
-    enter = tracer.api_enter  # bound once: no per-call method lookup
-    exit_ = tracer.api_exit
-    for api in NAMES:
-        setattr(wrapper, api, _wrap(api, getattr(inner, api), spm, enter, exit_))
+    trap = tracer.svc if inner.name == "svc" else None
+    for api in API:
+        fn = getattr(inner, api.name)
+        if api.kind is Kind.CLIENT or api.kind is Kind.AGENT:
+            entry = _wrap_client(api.name, api.number, fn, spm, tracer, trap)
+        else:
+            entry = _wrap(api.name, api.number, fn, spm, tracer, trap)
+        setattr(wrapper, api.name, entry)
     return wrapper
 
 
+# The wrappers bind every callback once (no per-call method lookup) and come in
+# two shapes each, so that a call tests nothing it need not.
 def _wrap(
     api: str,
+    number: int,
     fn: Callable[..., Any],
     spm: Spm,
-    enter: Callable[[str, str], None],
-    exit_: Callable[[str, str, object], None],
+    tracer: Tracer,
+    trap: Callable[[str, int], None] | None,
 ) -> Callable[..., Any]:
-    def call(*args: Any) -> Any:
-        thread = spm.current.name
-        enter(thread, api)
-        result = fn(*args)
-        exit_(thread, api, result)
-        return result
+    enter = tracer.api_enter
+    exit_ = tracer.api_exit
+    if trap is None:
+
+        def call(*args: Any) -> Any:
+            thread = spm.current.name
+            enter(thread, api)
+            result = fn(*args)
+            exit_(thread, api, result)
+            return result
+
+    else:
+        svc = trap
+
+        def call(*args: Any) -> Any:
+            thread = spm.current.name
+            enter(thread, api)
+            svc(thread, number)
+            result = fn(*args)
+            exit_(thread, api, result)
+            return result
+
+    call.__name__ = api
+    return call
+
+
+def _wrap_client(
+    api: str,
+    number: int,
+    fn: Callable[..., Any],
+    spm: Spm,
+    tracer: Tracer,
+    trap: Callable[[str, int], None] | None,
+) -> Callable[..., Any]:
+    """A client call's wrapper: its first argument (a handle, or psa_connect's SID) is traced."""
+    enter = tracer.call_enter
+    exit_ = tracer.api_exit
+    if trap is None:
+
+        def call(target: Any, *args: Any) -> Any:
+            thread = spm.current.name
+            enter(thread, api, target)
+            result = fn(target, *args)
+            exit_(thread, api, result)
+            return result
+
+    else:
+        svc = trap
+
+        def call(target: Any, *args: Any) -> Any:
+            thread = spm.current.name
+            enter(thread, api, target)
+            svc(thread, number)
+            result = fn(target, *args)
+            exit_(thread, api, result)
+            return result
 
     call.__name__ = api
     return call

@@ -125,7 +125,9 @@ class PartitionRuntime:
         "replied",
         "replied_value",
         "service_by_signal",
+        "service_signals",
         "services",
+        "spins",
         "subject",
         "thread",
         "waiting",
@@ -140,6 +142,8 @@ class PartitionRuntime:
         self.ns_client_id = -1  # the NS client on whose behalf an NS agent calls now
         self.services: list[ServiceRuntime] = []
         self.service_by_signal: dict[int, ServiceRuntime] = {}
+        self.service_signals = 0  # the signals of its services (set with the services)
+        self.spins = 0  # psa_wait calls in a row that returned a message psa_get never took
         self.irqs: list[IrqRuntime] = []
         self.irqs_by_signal: dict[int, IrqRuntime] = {}
         self.deps: frozenset[int] = frozenset()  # SIDs this partition may call

@@ -181,8 +181,12 @@ class Scheduler:
                 # Equal boundaries never need a switch: skip the HAL call in the common case.
                 if before != after and boundary_need_switch(before, after):
                     counters.boundary_switches += 1
-            if port.tracer is not None:
-                port.tracer.switch(cur.name, nxt.name)
+            tracer = port.tracer
+            if tracer is not None:
+                tracer.switch(cur.name, nxt.name)
+                before = cur.boundary
+                if before != nxt.boundary and boundary_need_switch(before, nxt.boundary):
+                    tracer.boundary(cur.name, nxt.name)
             nxt.glet.switch()
             # Running again: whoever switched here made this thread current.
             if self.current is not cur:

@@ -43,7 +43,15 @@ from psaspm.consts import (
     STATIC_HANDLE_NUM_LIMIT,
 )
 from psaspm.errors import PanicRecord
-from psaspm.kernel.contract import Backend, Inside, Preempted, Rejected, SpeHalt
+from psaspm.kernel.contract import (
+    NEED_SCHEDULE,
+    Backend,
+    Inside,
+    Preempted,
+    Rejected,
+    SpeHalt,
+    WatchdogExpired,
+)
 from psaspm.kernel.interrupts import Interrupts
 from psaspm.kernel.memory import AddressSpace, MemoryFault, Ptr
 from psaspm.kernel.objects import (
@@ -67,6 +75,8 @@ _STATIC_VALID = _STATIC_BIT | 0xFF00 | 0x1F
 _CALL_TYPE_MAX = 0x7FFF  # types travel as int16 in TF-M's control word
 _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1
+# psa_wait calls in a row returning a waiting message that psa_get never takes: stuck.
+STUCK_WAITS = 10_000
 
 
 _PSASPM = str(Path(__file__).resolve().parents[1]) + os.sep  # psaspm's own source files
@@ -127,6 +137,9 @@ class Spm:
         self.counters = counters
         self.tracer = tracer
         self._wfi = wfi  # the platform's wait for interrupt: advance time to the next event
+        # The watchdog's hand-over (psaspm.watchdog): who ran when it fired, and its limit.
+        self.watchdog_took: Callable[[], str] | None = None
+        self.watchdog_seconds = 0.0
         self.current: PartitionRuntime = ns_agent  # the running partition
         self.backend: Backend  # set once by the system builder, before boot
         self.halted: PanicRecord | None = None
@@ -333,8 +346,6 @@ class Spm:
         writable.  A failure is a programmer error of the caller.
         """
         memory = self.memory
-        if memory is None:
-            return Rejected(PSA_ERROR_PROGRAMMER_ERROR, "this system has no address space")
         subject = caller.subject
         spans: list[tuple[int, int]] = []
         views: list[Buffer] = []
@@ -399,7 +410,7 @@ class Spm:
         if tracer is not None:
             svc = conn.service
             assert svc is not None
-            tracer.message(self.current.name, svc.partition.name, conn.handle, conn.type)
+            tracer.message(self.current.name, svc.partition.name, svc.name, conn.handle, conn.type)
         return self.backend.messaging(conn)
 
     def client_close(self, handle: int, agent: AgentCall | None = None) -> int:
@@ -474,8 +485,22 @@ class Spm:
                 f"({part.allowed:#x})",
             )
         if timeout & PSA_BLOCK:
-            return self.backend.wait(part, signal_mask)
-        return part.asserted & signal_mask
+            result = self.backend.wait(part, signal_mask)
+            if result == NEED_SCHEDULE:
+                return result
+        else:
+            result = part.asserted & signal_mask
+        if result & part.service_signals:
+            # Returned at once with a message waiting: a partition that keeps doing this
+            # without psa_get is stuck in a busy loop (psaspm is stricter than TF-M).
+            part.spins += 1
+            if part.spins > STUCK_WAITS:
+                self.fault(
+                    "psa_wait",
+                    f"stuck: psa_wait returned service signals {result & part.service_signals:#x} "
+                    f"{STUCK_WAITS} times in a row without psa_get taking the message",
+                )
+        return result
 
     def partition_get(self, signal: int) -> PsaMsg:
         part = self.current
@@ -491,6 +516,7 @@ class Spm:
             self.fault(
                 "psa_get", f"signal {signal:#x} is not a service signal: it carries no message"
             )
+        part.spins = 0
         queue = svc.queue
         conn = queue.popleft()
         if not queue:
@@ -784,6 +810,26 @@ class Spm:
             return fn()
         except Exception as exc:  # halts and kernel bugs are BaseExceptions: they pass
             self.crash(partition, api, exc)
+        except WatchdogExpired as expired:
+            self.expired(expired)
+
+    def expired(self, exc: WatchdogExpired) -> NoReturn:
+        """The watchdog fired: halt, naming the partition that was running and where."""
+        culprit = self.watchdog_took() if self.watchdog_took is not None else self.current.name
+        frames = traceback.extract_tb(exc.__traceback__)
+        own = [f for f in frames if not f.filename.startswith(_PSASPM)]
+        where = f" at {own[-1].filename}:{own[-1].lineno} in {own[-1].name}" if own else ""
+        _, text = partition_traceback(exc)
+        text = text.rstrip("\n").rpartition("\n")[0] + "\nstopped here by the watchdog\n"
+        self.halt(
+            PanicRecord(
+                culprit,
+                "watchdog",
+                f"ran for more than {self.watchdog_seconds:g} s without the SPE going idle "
+                f"or blocking{where}",
+                text if own else None,
+            )
+        )
 
     def wfi(self) -> bool:
         return self._wfi()
