@@ -406,3 +406,22 @@ def test_shutdown_lets_a_call_in_flight_finish(serve: ServeFn) -> None:
     with pytest.raises(remote.RemoteError):
         client.call(STATELESS, 0)
     client.disconnect()
+
+
+def test_served_system_runs_c_partitions(
+    serve: ServeFn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psaspm serve runs C partition code as it runs Python code: a remote client's ECHO
+    through examples/echo_c gets its bytes back and the count kept in the C session."""
+    monkeypatch.setenv("PSASPM_CACHE", str(tmp_path / "cache"))  # never ~/.cache in tests
+    echo_c = Path(__file__).resolve().parents[2] / "examples" / "echo_c" / "echo_service.yaml"
+    server = serve(sources=[echo_c])
+    with remote.connect(addr(server)) as client:
+        handle = client.connect(0xF000, 1)
+        out = bytearray(5)
+        assert client.call(handle, 0, [b"hello"], [out]) == PSA_SUCCESS
+        assert out == b"hello"
+        count = bytearray(4)
+        assert client.call(handle, 1, [], [count]) == PSA_SUCCESS
+        assert int.from_bytes(count, "little") == 1
+        client.close(handle)
