@@ -35,7 +35,9 @@ ALL_CONFIGS = [("sfn", 1), ("ipc", 1), ("ipc", 2), ("ipc", 3)]
 IPC_CONFIGS = [("ipc", 1), ("ipc", 2), ("ipc", 3)]
 
 # C_PROBE call types (c_probe.c)
-COUNT, PANIC, BAD_HANDLE, BAD_WRITE, BAD_CALL, NESTED, DEEP, TOO_MANY, INITS, HAL = range(10)
+COUNT, PANIC, BAD_HANDLE, BAD_WRITE, BAD_CALL, NESTED, DEEP, TOO_MANY, INITS, HAL, NULL_READ = (
+    range(11)
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -178,6 +180,18 @@ def test_c_hal_reads_and_writes_modelled_memory(backend: str, isolation: int) ->
     assert system.panic is not None
     assert (system.panic.partition, system.panic.api) == ("TFM_SP_C_PROBE", "MemManage")
     assert "0x00000008" in system.panic.reason
+
+
+def test_psa_read_checks_the_buffer_only_when_there_is_data() -> None:
+    """As in TF-M, psa_read of an in-vector with nothing left returns 0 without checking
+    the buffer (here NULL); with bytes left, a NULL buffer is a panic naming psa_read."""
+    system = _probe("ipc", 1)
+    out = bytearray(b"\xff" * 4)
+    with pytest.raises(psaspm.Panic):
+        system.ns_client().call(system.constants["C_PROBE_HANDLE"], NULL_READ, [b"abc"], [out])
+    assert system.panic is not None
+    assert system.panic.api == "psa_read" and "the buffer at 0x0 (16 bytes)" in system.panic.reason
+    assert out == (0).to_bytes(4, "little")  # written before the panic: the empty read gave 0
 
 
 def test_rhandle_keeps_a_c_pointer_across_calls() -> None:

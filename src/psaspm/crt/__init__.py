@@ -261,16 +261,18 @@ def _psa_set_rhandle(msg_handle: int, rhandle: int) -> None:
 # and the door's interface is called as psaspm.psa's functions call it, without
 # their extra frame.
 def _psa_read(msg_handle: int, invec_idx: int, buffer: int, num_bytes: int) -> int:
+    data = _DOOR.iface.psa_read(msg_handle, invec_idx, num_bytes)
+    size = len(data)
+    if not size:
+        return 0  # as TF-M: nothing left to read returns 0 before the buffer is checked
+    # As TF-M, the buffer must be writable for all of num_bytes, not only what was read.
     index = bisect_right(_W_STARTS, buffer) - 1
-    if (index < 0 or buffer + num_bytes > _W_ENDS[index]) and num_bytes:
+    if index < 0 or buffer + num_bytes > _W_ENDS[index]:
         index = _find(buffer, num_bytes, True)
         if index < 0:
             _refuse("psa_read", "the buffer", buffer, num_bytes, "write")
-    data = _DOOR.iface.psa_read(msg_handle, invec_idx, num_bytes)
-    size = len(data)
-    if size:
-        offset = buffer - _W_STARTS[index]
-        _W_VIEWS[index][offset : offset + size] = data
+    offset = buffer - _W_STARTS[index]
+    _W_VIEWS[index][offset : offset + size] = data
     return size
 
 

@@ -23,6 +23,7 @@ enum {
     TOO_MANY = 7,   /* psa_call() with five in-vectors */
     INITS = 8,      /* write how many times entry_init ran in this image */
     HAL = 9,        /* in-vector 0: an address; add 1 to the word there (psaspm/hal.h) */
+    NULL_READ = 10, /* psa_read() into NULL: of in-vector 3 (empty), then of in-vector 0 */
 };
 
 static uint32_t calls;
@@ -116,6 +117,10 @@ psa_status_t c_probe_sfn(const psa_msg_t *msg)
         write_u32(msg->handle, psaspm_hal_read32((uintptr_t)addr));
         return PSA_SUCCESS;
     }
+    case NULL_READ:
+        write_u32(msg->handle, (uint32_t)psa_read(msg->handle, 3, NULL, 16));
+        psa_read(msg->handle, 0, NULL, 16);
+        return PSA_SUCCESS;
     default:
         return PSA_ERROR_NOT_SUPPORTED;
     }
