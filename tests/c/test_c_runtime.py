@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import psaspm
+from psaspm.cbuild import build_code, system_headers_dir
 from psaspm.consts import PSA_IPC_CALL, PSA_SUCCESS
 from psaspm.crt import SHIM_INCLUDE, SHIM_SOURCE
 from psaspm.system import System, import_python_file
@@ -379,3 +380,42 @@ def test_deep_c_stack_survives_a_blocking_call(backend: str, isolation: int) -> 
     assert out[:4] == zlib.crc32(b"deep").to_bytes(4, "big")
     assert int.from_bytes(out[4:], "little") == 101
     assert system.stats["context_switches"] >= 4
+
+
+def test_prebuilt_shared_object_runs(tmp_path: Path) -> None:
+    """code= takes a prebuilt .so (here built by psaspm.cbuild against the system's
+    generated headers, then copied elsewhere): it runs, and runs again after reset()."""
+    system = psaspm.load(CHECKSUM_C)
+    built = build_code(
+        [CHECKSUM_C.with_suffix(".c")],
+        label="TFM_SP_EXAMPLE_CHECKSUM",
+        include_dirs=[system_headers_dir(system.manifest)],
+    )
+    prebuilt = tmp_path / "checksum.so"
+    prebuilt.write_bytes(built.read_bytes())
+    system = psaspm.load(CHECKSUM_C, code={"TFM_SP_EXAMPLE_CHECKSUM": prebuilt})
+    system.boot()
+    handle = system.constants["EXAMPLE_CHECKSUM_HANDLE"]
+    for boot in range(2):
+        if boot:
+            system.reset()
+        out = bytearray(4)
+        assert system.ns_client().call(handle, 0, [b"abc"], [out]) == PSA_SUCCESS
+        assert out == zlib.crc32(b"abc").to_bytes(4, "big")
+
+
+def test_unresolved_symbol_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    """C code that calls a function nothing defines builds (a shared object may leave
+    symbols undefined) but does not load: a ConfigError naming the file and the symbol,
+    and the system can still be loaded again with good code."""
+    source = tmp_path / "calls_nothing.c"
+    source.write_text(
+        '#include "psa/service.h"\n'
+        "void not_defined_anywhere(void);\n"
+        "psa_status_t c_probe_init(void) { not_defined_anywhere(); return 0; }\n"
+        "psa_status_t c_probe_sfn(const psa_msg_t *msg) { (void)msg; return 0; }\n"
+    )
+    system = psaspm.load([PROBE, CHECKSUM_PY], code={"TFM_SP_C_PROBE": source})
+    with pytest.raises(psaspm.ConfigError, match=r"calls_nothing\.c.*not_defined_anywhere"):
+        system.boot()
+    assert _call(_probe("sfn", 1), COUNT, size=4)[0] == PSA_SUCCESS

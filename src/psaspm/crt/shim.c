@@ -76,6 +76,9 @@ static void psaspm_unwind(void)
 void psaspm_install(const struct psaspm_callbacks *callbacks)
 {
     psaspm_callbacks = *callbacks;
+    /* Partition code's printf lines appear as they are printed, not when the
+     * process exits (stdout is fully buffered when it is not a terminal). */
+    setvbuf(stdout, NULL, _IOLBF, BUFSIZ);
 }
 
 void psaspm_unwind_next(void)
