@@ -42,8 +42,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import cffi
-
 from psaspm import cbuild, hal, psa
 from psaspm.consts import PSA_MAX_IOVEC, PSA_SUCCESS
 from psaspm.crt._cdef import CALLBACKS, CDEF, ENTER_FLIH, ENTER_SFN, ENTER_STATUS, ENTER_VOID
@@ -57,8 +55,9 @@ _HERE = Path(__file__).resolve().parent
 SHIM_SOURCE = _HERE / "shim.c"
 SHIM_INCLUDE = _HERE / "include"
 
-_ffi = cffi.FFI()
-_ffi.cdef(CDEF)
+# cffi, created with the shim (_Runtime): importing psaspm does not import cffi and
+# its C parser; everything below that uses _ffi runs once the shim is loaded.
+_ffi: Any = None
 
 # psa_msg_t and the vectors in the host ABI (checked against the shim's sizeof at load).
 _MSG = struct.Struct("@iiiP4N4N")
@@ -381,6 +380,12 @@ class _Runtime:
     """The loaded shim and its callbacks (one per process)."""
 
     def __init__(self) -> None:
+        global _ffi
+        import cffi
+
+        ffi = cffi.FFI()
+        ffi.cdef(CDEF)
+        _ffi = ffi
         so = cbuild.build_code(
             [SHIM_SOURCE],
             label="psaspm C runtime",
