@@ -36,9 +36,20 @@ ALL_CONFIGS = [("sfn", 1), ("ipc", 1), ("ipc", 2), ("ipc", 3)]
 IPC_CONFIGS = [("ipc", 1), ("ipc", 2), ("ipc", 3)]
 
 # C_PROBE call types (c_probe.c)
-COUNT, PANIC, BAD_HANDLE, BAD_WRITE, BAD_CALL, NESTED, DEEP, TOO_MANY, INITS, HAL, NULL_READ = (
-    range(11)
-)
+(
+    COUNT,
+    PANIC,
+    BAD_HANDLE,
+    BAD_WRITE,
+    BAD_CALL,
+    NESTED,
+    DEEP,
+    TOO_MANY,
+    INITS,
+    HAL,
+    NULL_READ,
+    EMPTY_VECS,
+) = range(12)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -181,6 +192,14 @@ def test_c_hal_reads_and_writes_modelled_memory(backend: str, isolation: int) ->
     assert system.panic is not None
     assert (system.panic.partition, system.panic.api) == ("TFM_SP_C_PROBE", "MemManage")
     assert "0x00000008" in system.panic.reason
+
+
+@pytest.mark.parametrize(("backend", "isolation"), ALL_CONFIGS)
+def test_empty_vectors_may_be_null(backend: str, isolation: int) -> None:
+    """A C caller's zero-length in- and out-vectors may point nowhere (NULL): nothing is
+    read or written through them, and the call succeeds."""
+    status, out = _call(_probe(backend, isolation), EMPTY_VECS, size=4)
+    assert (status, out) == (PSA_SUCCESS, zlib.crc32(b"abc").to_bytes(4, "big"))
 
 
 def test_psa_read_checks_the_buffer_only_when_there_is_data() -> None:

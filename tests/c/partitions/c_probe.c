@@ -24,6 +24,7 @@ enum {
     INITS = 8,      /* write how many times entry_init ran in this image */
     HAL = 9,        /* in-vector 0: an address; add 1 to the word there (psaspm/hal.h) */
     NULL_READ = 10, /* psa_read() into NULL: of in-vector 3 (empty), then of in-vector 0 */
+    EMPTY_VECS = 11, /* call EXAMPLE_CHECKSUM with NULL, zero-length vectors around "abc" */
 };
 
 static uint32_t calls;
@@ -116,6 +117,16 @@ psa_status_t c_probe_sfn(const psa_msg_t *msg)
         psaspm_hal_write32((uintptr_t)addr, value + 1);
         write_u32(msg->handle, psaspm_hal_read32((uintptr_t)addr));
         return PSA_SUCCESS;
+    }
+    case EMPTY_VECS: {
+        uint8_t crc[4];
+        psa_invec in[2] = {{NULL, 0}, {"abc", 3}};
+        psa_outvec out[2] = {{crc, sizeof(crc)}, {NULL, 0}};
+        psa_status_t status = psa_call(EXAMPLE_CHECKSUM_HANDLE, PSA_IPC_CALL, in, 2, out, 2);
+        if (status == PSA_SUCCESS) {
+            psa_write(msg->handle, 0, crc, out[0].len);
+        }
+        return status;
     }
     case NULL_READ:
         write_u32(msg->handle, (uint32_t)psa_read(msg->handle, 3, NULL, 16));
