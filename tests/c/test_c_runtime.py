@@ -36,20 +36,19 @@ ALL_CONFIGS = [("sfn", 1), ("ipc", 1), ("ipc", 2), ("ipc", 3)]
 IPC_CONFIGS = [("ipc", 1), ("ipc", 2), ("ipc", 3)]
 
 # C_PROBE call types (c_probe.c)
-(
-    COUNT,
-    PANIC,
-    BAD_HANDLE,
-    BAD_WRITE,
-    BAD_CALL,
-    NESTED,
-    DEEP,
-    TOO_MANY,
-    INITS,
-    HAL,
-    NULL_READ,
-    EMPTY_VECS,
-) = range(12)
+COUNT = 0
+PANIC = 1
+BAD_HANDLE = 2
+BAD_WRITE = 3
+BAD_CALL = 4
+NESTED = 5
+DEEP = 6
+TOO_MANY = 7
+INITS = 8
+HAL = 9
+NULL_READ = 10
+EMPTY_VECS = 11
+OUT_AFTER = 12
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -200,6 +199,27 @@ def test_empty_vectors_may_be_null(backend: str, isolation: int) -> None:
     read or written through them, and the call succeeds."""
     status, out = _call(_probe(backend, isolation), EMPTY_VECS, size=4)
     assert (status, out) == (PSA_SUCCESS, zlib.crc32(b"abc").to_bytes(4, "big"))
+
+
+@pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
+def test_undelivered_call_leaves_c_out_vectors_alone(backend: str, isolation: int) -> None:
+    """A C partition's call that finds no free connection returns
+    PSA_ERROR_CONNECTION_BUSY with its out-vector's bytes and len as they were; a
+    delivered call sets len to the bytes written."""
+    system = psaspm.load([PROBE, CHECKSUM_PY], backend=backend, isolation=isolation)
+    system.boot()
+    status, out = _call(system, OUT_AFTER, size=12)
+    assert status == PSA_SUCCESS
+    assert out[:8] == PSA_SUCCESS.to_bytes(4, "little") + (4).to_bytes(4, "little")
+    assert out[8:] == zlib.crc32(b"abc").to_bytes(4, "big")
+    busy = psaspm.load(
+        [PROBE, CHECKSUM_PY], backend=backend, isolation=isolation, max_connections=1
+    )
+    busy.boot()  # the NS call to C_PROBE takes the one connection
+    status, out = _call(busy, OUT_AFTER, size=12)
+    assert status == PSA_SUCCESS
+    busy_status = psaspm.psa.PSA_ERROR_CONNECTION_BUSY.to_bytes(4, "little", signed=True)
+    assert out == busy_status + (8).to_bytes(4, "little") + b"\xaa" * 4
 
 
 def test_psa_read_checks_the_buffer_only_when_there_is_data() -> None:

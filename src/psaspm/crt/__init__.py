@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from psaspm import cbuild, hal, psa
-from psaspm.consts import PSA_MAX_IOVEC, PSA_SUCCESS
+from psaspm.consts import PSA_ERROR_CONNECTION_BUSY, PSA_MAX_IOVEC, PSA_SUCCESS
 from psaspm.crt._cdef import CALLBACKS, CDEF, ENTER_FLIH, ENTER_SFN, ENTER_STATUS, ENTER_VOID
 from psaspm.errors import ConfigError
 from psaspm.kernel.door import DOOR
@@ -208,7 +208,8 @@ def _psa_call(handle: int, type: int, in_vec: int, in_len: int, out_vec: int, ou
     if in_len + out_len > PSA_MAX_IOVEC:
         # Too many vectors: let the SPM refuse them as it refuses Python's.
         many = min(in_len, PSA_MAX_IOVEC + 1)
-        return psa.psa_call(handle, type, [b""] * many, [bytearray() for _ in range(out_len)])
+        empty = [bytearray() for _ in range(min(out_len, PSA_MAX_IOVEC + 1))]
+        return psa.psa_call(handle, type, [b""] * many, empty)
     ins: list[bytes] = []
     if in_len:
         table = _source("psa_call", "in_vec", in_vec, in_len * _VEC_SIZE)
@@ -226,6 +227,11 @@ def _psa_call(handle: int, type: int, in_vec: int, in_len: int, out_vec: int, ou
         targets.append(_target("psa_call", f"out-vector {index}", base, size))
         outs.append(bytearray(size))
     status = psa.psa_call(handle, type, ins, outs)
+    if status == PSA_ERROR_CONNECTION_BUSY:
+        # The SPM found no free connection: the call was never delivered, and TF-M
+        # leaves the out-vectors as they were.  (The other refusals panic a secure
+        # caller.)  A service replying CONNECTION_BUSY to a call is treated alike.
+        return status
     # Back on the caller's own stack: copy what the service wrote, and its length.
     for index, out in enumerate(outs):
         written = len(out)

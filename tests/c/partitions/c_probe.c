@@ -25,6 +25,8 @@ enum {
     HAL = 9,        /* in-vector 0: an address; add 1 to the word there (psaspm/hal.h) */
     NULL_READ = 10, /* psa_read() into NULL: of in-vector 3 (empty), then of in-vector 0 */
     EMPTY_VECS = 11, /* call EXAMPLE_CHECKSUM with NULL, zero-length vectors around "abc" */
+    OUT_AFTER = 12, /* call EXAMPLE_CHECKSUM into 0xAA bytes; write the status, the
+                     * out-vector's len and its first 4 bytes */
 };
 
 static uint32_t calls;
@@ -127,6 +129,17 @@ psa_status_t c_probe_sfn(const psa_msg_t *msg)
             psa_write(msg->handle, 0, crc, out[0].len);
         }
         return status;
+    }
+    case OUT_AFTER: {
+        uint8_t crc[8];
+        memset(crc, 0xAA, sizeof(crc));
+        psa_invec in[1] = {{"abc", 3}};
+        psa_outvec out[1] = {{crc, sizeof(crc)}};
+        psa_status_t status = psa_call(EXAMPLE_CHECKSUM_HANDLE, PSA_IPC_CALL, in, 1, out, 1);
+        write_u32(msg->handle, (uint32_t)status);
+        write_u32(msg->handle, (uint32_t)out[0].len);
+        psa_write(msg->handle, 0, crc, 4);
+        return PSA_SUCCESS;
     }
     case NULL_READ:
         write_u32(msg->handle, (uint32_t)psa_read(msg->handle, 3, NULL, 16));
