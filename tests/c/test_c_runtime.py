@@ -15,6 +15,7 @@ import pytest
 
 import psaspm
 from psaspm.cbuild import build_code, system_headers_dir
+from psaspm.cli import main
 from psaspm.consts import PSA_IPC_CALL, PSA_SUCCESS
 from psaspm.crt import SHIM_INCLUDE, SHIM_SOURCE
 from psaspm.system import System, import_python_file
@@ -458,3 +459,22 @@ def test_unresolved_symbol_is_a_config_error_naming_the_file(tmp_path: Path) -> 
     with pytest.raises(psaspm.ConfigError, match=r"calls_nothing\.c.*not_defined_anywhere"):
         system.boot()
     assert _call(_probe("sfn", 1), COUNT, size=4)[0] == PSA_SUCCESS
+
+
+def test_cli_runs_and_checks_c_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """psaspm run takes C code with --code and compiler flags with --cflags (a value that
+    starts with '-'); psaspm check reports C that does not compile (exit 2), naming the
+    file, with the compiler's message."""
+    source = tmp_path / "checksum.c"
+    source.write_text(
+        "#ifndef CHECKSUM_OK\n#error CHECKSUM_OK is not defined\n#endif\n"
+        + CHECKSUM_C.with_suffix(".c").read_text()
+    )
+    script = str(EXAMPLES / "stateless" / "ns_app.py")
+    code = f"TFM_SP_EXAMPLE_CHECKSUM={source}"
+    args = [str(CHECKSUM_C), "--code", code]
+    assert main(["check", *args]) == 2
+    err = capsys.readouterr().err
+    assert str(source) in err and "CHECKSUM_OK is not defined" in err
+    assert main(["run", *args, "--cflags", "-DCHECKSUM_OK=1 -Wall", "--ns", script, "-q"]) == 0
+    assert "CRC-32" in capsys.readouterr().out
