@@ -218,7 +218,7 @@ def _psa_call(handle: int, type: int, in_vec: int, in_len: int, out_vec: int, ou
             # A copy: the caller's stack is swapped out while the service runs.
             ins.append(_source("psa_call", f"in-vector {index}", base, size).tobytes())
     if not out_len:
-        return psa.psa_call(handle, type, ins)
+        return _DOOR.iface.psa_call(handle, type, ins, ())
     table = _target("psa_call", "out_vec", out_vec, out_len * _VEC_SIZE)
     targets: list[memoryview] = []
     outs: list[bytearray] = []
@@ -226,7 +226,7 @@ def _psa_call(handle: int, type: int, in_vec: int, in_len: int, out_vec: int, ou
         base, size = _VEC.unpack_from(table, index * _VEC_SIZE)
         targets.append(_target("psa_call", f"out-vector {index}", base, size))
         outs.append(bytearray(size))
-    status = psa.psa_call(handle, type, ins, outs)
+    status = _DOOR.iface.psa_call(handle, type, ins, outs)
     if status == PSA_ERROR_CONNECTION_BUSY:
         # The SPM found no free connection: the call was never delivered, and TF-M
         # leaves the out-vectors as they were.  (The other refusals panic a secure
@@ -266,9 +266,9 @@ def _psa_set_rhandle(msg_handle: int, rhandle: int) -> None:
     psa.psa_set_rhandle(msg_handle, rhandle or None)
 
 
-# psa_read, psa_write and psa_get are the hot ones: the range lookup is inlined,
-# and the door's interface is called as psaspm.psa's functions call it, without
-# their extra frame.
+# psa_read, psa_write, psa_get and psa_reply are the hot ones: the range lookup is
+# inlined, and the door's interface is called as psaspm.psa's functions call it,
+# without their extra frame.
 def _psa_read(msg_handle: int, invec_idx: int, buffer: int, num_bytes: int) -> int:
     data = _DOOR.iface.psa_read(msg_handle, invec_idx, num_bytes)
     size = len(data)
@@ -303,7 +303,7 @@ def _psa_reply(msg_handle: int, status: int) -> None:
         for vector, (buffer, view) in _mapped.pop(msg_handle, {}).items():
             if vector >= PSA_MAX_IOVEC and not view.readonly:
                 view[:] = _ffi.buffer(buffer, len(view))  # mapped, never unmapped
-    psa.psa_reply(msg_handle, status)
+    _DOOR.iface.psa_reply(msg_handle, status)
 
 
 def _map(view: memoryview, msg_handle: int, vector: int) -> int:
