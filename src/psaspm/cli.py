@@ -519,7 +519,8 @@ def add_serve_command(subparsers: Subparsers) -> None:
         help="run the system for other processes, through a mailbox NS agent (see psaspm.remote)",
         description="Boot the system and serve non-secure clients on a socket, each "
         "connection one NS client of a mailbox NS agent (docs/mailbox-protocol.md). "
-        "Stops gracefully on SIGINT/SIGTERM.",
+        "Stops gracefully on SIGINT/SIGTERM (a second signal stops at once); logs panics "
+        "and restarts on stderr.",
     )
     add_system_options(parser)
     parser.add_argument(
@@ -548,7 +549,8 @@ def add_serve_command(subparsers: Subparsers) -> None:
         type=float,
         default=5.0,
         metavar="SECONDS",
-        help="how long a shutdown waits for calls in flight (default 5)",
+        help="how long a shutdown waits for calls in flight; partition code still running "
+        "then is interrupted (default 5)",
     )
     parser.add_argument(
         "--code",
@@ -576,6 +578,8 @@ def run_serve(args: argparse.Namespace) -> int:
             raise ConfigError(f"--code {item!r}: expected PARTITION=FILE.py")
         code[name] = path
     address = parse_address(args.listen, args.allow_remote)
+    if not args.shutdown_timeout >= 0:
+        raise ConfigError(f"--shutdown-timeout {args.shutdown_timeout:g}: expected seconds >= 0")
     served = build_served_system(
         **system_options(args),
         code=code,
