@@ -198,6 +198,8 @@ class RemoteClient(_Base):
         self.client_id = welcome.client_id
         self.slots = welcome.slots
         self._decoder = decoder
+        self._recv_buf = bytearray(1 << 16)
+        self._recv_view = memoryview(self._recv_buf)
 
     @property
     def panic(self) -> PanicRecord | None:
@@ -207,6 +209,11 @@ class RemoteClient(_Base):
         return self._panic
 
     # ---- transport
+    def _recv(self) -> bytes:
+        """One receive, into a buffer kept for the client's life (the reading caller only)."""
+        size = self._sock.recv_into(self._recv_buf)
+        return self._recv_view[:size].tobytes()
+
     def _poll(self) -> None:
         """Take in what the server sent unasked (a PANIC), without blocking."""
         with self._lock:
@@ -304,7 +311,7 @@ class RemoteClient(_Base):
                 continue
             try:
                 try:
-                    data = self._sock.recv(1 << 16)
+                    data = self._recv()
                 except OSError as exc:
                     self._fail(RemoteError(ErrorCode.TRUNCATED, str(exc)))
                 else:
@@ -369,7 +376,7 @@ class RemoteClient(_Base):
             with self._send_lock:
                 sock.sendall(data)
             while reply is None:
-                received = sock.recv(1 << 16)
+                received = self._recv()
                 if not received:
                     self._received(received)
                     break
