@@ -618,6 +618,9 @@ def run_cases(reps: int, batch_s: float, only: set[str] | None) -> list[Case]:
     for cid, pinned in (("remote_vs_raw_pinned", True), ("remote_vs_raw_unpinned", False)):
         if only is not None and cid not in only:
             continue
+        if pinned and not hasattr(os, "sched_setaffinity"):
+            print(f"skip {cid}: this OS cannot pin processes to a CPU", flush=True)
+            continue
         cpus = {max(os.sched_getaffinity(0))} if pinned else None
         where = "every process on one CPU" if pinned else "processes unpinned"
         with (

@@ -665,6 +665,9 @@ class Server:
                 self._out_of_order(client, seq, "a second HELLO")
                 return
             client.hello = True
+            if self.draining:
+                self._out(client, 0, proto.encode_error(seq, ErrorCode.SHUTDOWN, _SHUTDOWN_TEXT))
+                return
             welcome = proto.Welcome(client.client_id, self.slots)
             self._out(client, 0, proto.encode_welcome(welcome, seq))
             return
