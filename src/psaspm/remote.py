@@ -401,9 +401,13 @@ class RemoteClient(_Base):
         finally:
             with lock:
                 self._inflight -= 1
+                self._reading = False
                 if self._slot_waiters:
                     self._slot_free.notify()
-            self._hand_over()
+                for waiter in self._waiters.values():  # calls made meanwhile: one reads on
+                    if waiter.event is not None and not waiter.done:
+                        waiter.event.set()
+                        break
         if reply is None:
             assert self._closed is not None
             raise self._closed

@@ -526,3 +526,18 @@ def test_stop_interrupts_a_service_that_never_returns(serve: ServeFn) -> None:
     assert "TFM_SP_REMOTE_ECHO" in server.interrupted and "remote_echo.py" in server.interrupted
     assert not Path(server.address.path).exists()
     client.disconnect()
+
+
+def test_a_new_client_never_gets_the_id_of_one_that_left(serve: ServeFn) -> None:
+    """A client connecting after another has gone and been cleaned up gets the next unused client
+    ID, not the departed client's, so services never confuse the two."""
+    server = serve()
+    first = remote.connect(addr(server))
+    gone = first.client_id
+    first.disconnect()
+    with remote.connect(addr(server)) as watcher:
+        wait_for(lambda: watcher.stats()["sessions"] == 1)  # the first one's session ended
+        later = remote.connect(addr(server))
+        assert gone == -0x04000000 and watcher.client_id == -0x04000001
+        assert later.client_id == -0x04000002
+        later.disconnect()

@@ -603,16 +603,19 @@ class Server:
             if sock.family != socket.AF_UNIX:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             limit, base = self.served.client_id_limit, self.served.client_id_base
-            if not self._free_ids and self._next_id > limit - base + 1:
+            # A new client gets the next ID never used yet, so that a service keeping
+            # state per client ID never takes a newcomer for a client that has gone;
+            # once the range is used up, the smallest ID freed since.
+            if self._next_id <= limit - base + 1:
+                ns_id = self._next_id
+                self._next_id += 1
+            elif self._free_ids:
+                ns_id = heapq.heappop(self._free_ids)
+            else:
                 with contextlib.suppress(OSError):
                     sock.send(proto.encode_error(0, ErrorCode.INTERNAL, "no client ID left", True))
                 sock.close()
                 continue
-            if self._free_ids:
-                ns_id = heapq.heappop(self._free_ids)  # the smallest free one, as before
-            else:
-                ns_id = self._next_id
-                self._next_id += 1
             client = _Client(sock, -ns_id, limit + 1 - ns_id)
             self._by_fd[client.fd] = client
             self._sessions[client] = None
@@ -840,7 +843,7 @@ class Server:
                     self._reap(client)
                 return
             posted = 0
-            while waiting and mailbox.free_slot() is not None:
+            while waiting and mailbox.used != mailbox.full:
                 client, seq, slot = waiting.popleft()
                 client.queued -= 1
                 client.busy += 1
