@@ -20,8 +20,8 @@ demo: $(STAMP)
 	    -D CRYPTO_STACK_SIZE=0x1800
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks tools
+	$(BIN)/ruff format --check src tests examples benchmarks tools
 
 # src and tests (pyproject); examples and benchmarks apart, as their folders
 # hold same-named modules (every example has an ns_app.py).

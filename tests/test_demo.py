@@ -347,3 +347,41 @@ def test_makefile_demo_runs_the_demo() -> None:
     assert "psaspm run examples/demo/demo_manifest_list.yaml" in " ".join(target.split())
     assert "--ns examples/demo/ns_app.py" in target and "--stats" in target
     assert "psaspm compare" in target
+
+
+def test_flash_defaults_to_a_place_of_this_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without $PSASPM_DEMO_FLASH the image is this user's: under $PSASPM_CACHE, else under
+    ~/.cache/psaspm, else a temporary folder named with the user id; never one shared file."""
+    its = _module("demo_its")
+    monkeypatch.delenv("PSASPM_DEMO_FLASH", raising=False)
+    monkeypatch.setenv("PSASPM_CACHE", str(tmp_path / "cache"))
+    assert its.flash_path() == tmp_path / "cache" / "demo" / "its_flash.img"
+    monkeypatch.delenv("PSASPM_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    assert its.flash_path() == tmp_path / "home" / ".cache" / "psaspm" / "demo" / "its_flash.img"
+    monkeypatch.setenv("HOME", str(tmp_path / "no-such-home"))
+    path = its.flash_path()
+    assert path.parent.name == f"psaspm-demo-{os.getuid()}" and path.name == "its_flash.img"
+
+
+def test_demo_counts_runs_the_same_through_run_py_and_psaspm_run(
+    flash: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """examples/run.py and psaspm run share the flash image and the pids (both load the list),
+    so the second run, whichever way, sees the first one's counter."""
+    from psaspm.cli import main
+
+    spec = importlib.util.spec_from_file_location("psaspm_test_run", ROOT / "examples" / "run.py")
+    assert spec is not None and spec.loader is not None
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    assert main(["run", str(DEMO_LIST), "--ns", str(DEMO / "ns_app.py"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "has run 1 time(s)" in out and "boot_count=1," in out
+    assert run.main([str(DEMO)]) == 0
+    out = capsys.readouterr().out
+    # The attestation partition keeps its boot count in storage under its own pid.
+    assert "has run 2 time(s)" in out and "boot_count=2," in out

@@ -61,3 +61,30 @@ def test_run_script_prints_stats(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "backend ipc, isolation 2" in out
     assert "stats:" in out and "svc_entries=" in out
+
+
+def test_run_script_reports_bad_input_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """examples/run.py prints a ConfigError (here: partition code missing) as one line, exit 2."""
+    folder = tmp_path / "nocode"
+    folder.mkdir()
+    (folder / "ns_app.py").write_text("def main(ns, system):\n    pass\n", encoding="utf-8")
+    (folder / "sp.yaml").write_text(
+        "psa_framework_version: 1.1\nname: TFM_SP_NOCODE\ntype: PSA-ROT\npriority: NORMAL\n"
+        "model: SFN\nstack_size: 0x200\nservices:\n  - name: S\n    sid: 0xA00\n"
+        "    connection_based: false\n",
+        encoding="utf-8",
+    )
+    assert RUN.main([str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("run.py: error: TFM_SP_NOCODE: no partition code:")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert RUN.main([str(tmp_path)]) == 2  # not an example folder
+    assert "no ns_app.py" in capsys.readouterr().err
+
+
+def test_run_script_loads_a_folders_manifest_list() -> None:
+    """A folder with a manifest list (the demo) is loaded through it, so pids are the list's."""
+    assert RUN.sources(EXAMPLES / "demo") == [EXAMPLES / "demo" / "demo_manifest_list.yaml"]
+    assert RUN.sources(EXAMPLES / "echo") == [EXAMPLES / "echo" / "echo_service.yaml"]

@@ -21,10 +21,12 @@ LAYERS = {
     "consts": 0,
     "manifest": 1,
     "kernel": 2,
+    "cbuild": 2,  # compiling C partition code (uses the manifest layer's headers)
     "psa": 3,
     "hal": 3,
     "sprt": 4,
     "platform": 4,
+    "watchdog": 4,  # the host thread that stops runaway partition code
     "system": 5,
     "trace": 5,
     "__init__": 6,
@@ -34,6 +36,27 @@ LAYERS = {
     "remote": 6,  # the multi-process NS client
     "cli": 7,
     "__main__": 8,
+}
+
+
+# Rank of each kernel module: a kernel module imports only kernel modules of lower rank,
+# so the kernel has no import cycles (type-only imports included).
+KERNEL = {
+    "memory": 0,
+    "api": 0,
+    "instruments": 0,
+    "objects": 1,
+    "_generated_api": 2,
+    "runtime": 2,
+    "door": 3,
+    "contract": 3,
+    "interrupts": 4,
+    "scheduler": 4,
+    "sfn": 4,
+    "ipc": 5,
+    "spm": 6,
+    "_generated_entries": 7,
+    "interfaces": 8,
 }
 
 
@@ -101,10 +124,40 @@ def test_no_upward_imports(path: Path) -> None:
         assert LAYERS[there] <= LAYERS[here], f"{module_name(path)} imports {target}"
 
 
-def test_door_imports_nothing_from_the_kernel() -> None:
-    """kernel.door, between partition code and the SPM, imports no other kernel module."""
+KERNEL_MODULES = sorted((PACKAGE / "kernel").glob("*.py"))
+
+
+def test_every_kernel_module_has_a_rank() -> None:
+    """Every module of the kernel package has a rank in the kernel's own layering."""
+    for path in KERNEL_MODULES:
+        assert path.stem == "__init__" or path.stem in KERNEL, path
+
+
+@pytest.mark.parametrize("path", KERNEL_MODULES, ids=lambda p: p.stem)
+def test_kernel_modules_import_only_lower_ranks(path: Path) -> None:
+    """A kernel module imports kernel modules of strictly lower rank only (so no cycles)."""
+    if path.stem == "__init__":
+        assert not imports(path)
+        return
+    for target in imports(path):
+        if target.startswith("psaspm.kernel."):
+            there = target.split(".")[2]
+            assert KERNEL[there] < KERNEL[path.stem], f"kernel.{path.stem} imports {target}"
+
+
+def test_door_imports_only_the_api_surface() -> None:
+    """kernel.door, between partition code and the SPM, imports only the API's typed
+    surface and plain data: nothing that acts (no SPM, backend or interface)."""
     door = PACKAGE / "kernel" / "door.py"
-    assert imports(door) == set()
+    allowed = {"api", "_generated_api", "objects", "memory"}
+    assert {t.split(".")[2] for t in imports(door)} <= allowed
+
+
+def test_backends_never_import_the_spm() -> None:
+    """Backends and the interrupt handler reach the SPM only through the port protocol."""
+    for name in ("sfn", "ipc", "scheduler", "interrupts"):
+        targets = imports(PACKAGE / "kernel" / f"{name}.py")
+        assert "psaspm.kernel.spm" not in targets, name
 
 
 def test_psa_reaches_the_spm_only_through_the_door() -> None:

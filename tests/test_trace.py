@@ -9,8 +9,10 @@ a real headless Chromium page when Chromium is installed.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import importlib.util
+import io
 import json
 import shutil
 import subprocess
@@ -22,8 +24,10 @@ from typing import Any
 import pytest
 
 import psaspm
+import psaspm.kernel.api
 import psaspm.trace
-from psaspm.kernel.interfaces import _TracingInterface
+from psaspm.kernel.contract import Rejected
+from psaspm.kernel.interfaces import unwrapped
 from psaspm.psa import PSA_SUCCESS, psa_msg_t, psa_panic
 from psaspm.trace import ChromeTrace
 
@@ -215,10 +219,10 @@ def test_tracing_off_installs_nothing() -> None:
     kernel = system._kernel
     assert kernel is not None
     assert kernel.spm.tracer is None
-    assert not isinstance(kernel.iface, _TracingInterface)
+    assert unwrapped(kernel.iface)
     traced = psaspm.load(STATELESS, backend="ipc", isolation=1, tracer=ChromeTrace())
     traced.boot()
-    assert traced._kernel is not None and isinstance(traced._kernel.iface, _TracingInterface)
+    assert traced._kernel is not None and not unwrapped(traced._kernel.iface)
 
 
 def test_trace_without_attach_still_loads(tmp_path: Path) -> None:
@@ -230,6 +234,199 @@ def test_trace_without_attach_still_loads(tmp_path: Path) -> None:
     system.ns_client().call(system.constants["EXAMPLE_CHECKSUM_HANDLE"], 0, [b"a"], [out])
     summary = check_trace_format(trace.to_json())
     assert {"NS", "TFM_SP_EXAMPLE_CHECKSUM"} <= set(summary["names"].values())
+
+
+ECHO = ROOT / "examples" / "echo" / "echo_service.yaml"
+CONFIGS = [("sfn", 1), ("ipc", 1), ("ipc", 2), ("ipc", 3)]
+
+
+def _psa_slices(data: dict[str, Any], thread: str, api: str) -> list[dict[str, Any]]:
+    """The complete events of ``api`` calls made by ``thread``, in call order."""
+    summary = check_trace_format(data)
+    tid = next(t for t, name in summary["names"].items() if name == thread)
+    found = [e for e in data["traceEvents"] if e["ph"] == "X" and e["tid"] == tid]
+    return sorted((e for e in found if e["name"] == api), key=lambda e: e["ts"])
+
+
+@pytest.mark.parametrize(("backend", "isolation"), CONFIGS)
+def test_rejected_call_slice_carries_the_reason(backend: str, isolation: int) -> None:
+    """A call the SPM rejected has its reason in the slice, the text of ns.last_error."""
+    trace = ChromeTrace()
+    system = psaspm.load(STATELESS, backend=backend, isolation=isolation, tracer=trace)
+    system.boot()
+    ns = system.ns_client()
+    handle = system.constants["EXAMPLE_CHECKSUM_HANDLE"]
+    status = ns.call(handle, 0, [b"abc"], [b"read-only"])  # type: ignore[list-item]
+    assert status == psaspm.psa.PSA_ERROR_PROGRAMMER_ERROR
+    bad_vector = ns.last_error
+    assert ns.connect(0xDEAD, 1) == psaspm.psa.PSA_ERROR_CONNECTION_REFUSED
+    no_service = ns.last_error
+    assert ns.call(handle, 0, [b"abc"], [bytearray(4)]) == PSA_SUCCESS
+    assert bad_vector and no_service and ns.last_error is None
+    data = trace.to_json()
+    calls = _psa_slices(data, "NS", "psa_call")
+    assert [c["args"].get("reason") for c in calls] == [bad_vector, None]
+    assert calls[0]["args"]["status"] == psaspm.psa.PSA_ERROR_PROGRAMMER_ERROR
+    (connect,) = _psa_slices(data, "NS", "psa_connect")
+    assert connect["args"]["reason"] == no_service and connect["args"]["sid"] == "0xdead"
+
+
+def test_only_rejected_results_record_a_reason() -> None:
+    """The recorder keeps a reason only for a Rejected status; any other int records as before."""
+    trace = ChromeTrace()
+    trace.api_exit("NS", "psa_call", 0)
+    trace.api_exit("NS", "psa_call", -129)
+    trace.api_exit("NS", "psa_call", Rejected(-129, "invalid handle 0"))
+    plain, negative, rejected = trace.events
+    assert len(plain) == len(negative) == 5 and plain[3] == 0 and negative[3] == -129
+    assert rejected[3:5] == (-129, "invalid handle 0") and type(rejected[3]) is int
+
+
+@pytest.mark.parametrize(("backend", "isolation"), CONFIGS[1:])
+def test_client_slices_name_service_and_handle(backend: str, isolation: int) -> None:
+    """psa_connect names its SID, the service and the handle it returned; psa_call and psa_close name the handle and the service."""
+    trace = ChromeTrace()
+    system = psaspm.load(ECHO, backend=backend, isolation=isolation, tracer=trace)
+    system.boot()
+    ns = system.ns_client()
+    handle = ns.connect(0xF000, 1)
+    assert handle > 0
+    assert ns.call(handle, 0, [b"hi"], [bytearray(2)]) == PSA_SUCCESS
+    ns.close(handle)
+    assert ns.call(handle, 0, [b"hi"], []) == psaspm.psa.PSA_ERROR_PROGRAMMER_ERROR
+    data = trace.to_json()
+    (connect,) = _psa_slices(data, "NS", "psa_connect")
+    assert connect["args"]["sid"] == "0xf000"
+    assert connect["args"]["service"] == "EXAMPLE_ECHO"
+    assert connect["args"]["handle"] == f"{handle:#x}"
+    served, refused = _psa_slices(data, "NS", "psa_call")
+    (close,) = _psa_slices(data, "NS", "psa_close")
+    for piece in (served, close):
+        assert piece["args"]["handle"] == f"{handle:#x}"
+        assert piece["args"]["service"] == "EXAMPLE_ECHO"
+    # A call the SPM refused reached no service: the trace names the handle only.
+    assert refused["args"]["handle"] == f"{handle:#x}" and "service" not in refused["args"]
+
+
+def test_stateless_call_names_its_static_handle_and_service() -> None:
+    """Under the SFN backend a call names the static handle it used and the stateless service it reached."""
+    trace = ChromeTrace()
+    system = psaspm.load(STATELESS, backend="sfn", tracer=trace)
+    system.boot()
+    handle = system.constants["EXAMPLE_CHECKSUM_HANDLE"]
+    assert system.ns_client().call(handle, 0, [b"abc"], [bytearray(4)]) == PSA_SUCCESS
+    (call,) = _psa_slices(trace.to_json(), "NS", "psa_call")
+    assert call["args"] == {"handle": f"{handle:#x}", "service": "EXAMPLE_CHECKSUM", "status": 0}
+
+
+@pytest.mark.parametrize(("backend", "isolation"), CONFIGS[1:])
+def test_service_slices_are_named_after_the_service(backend: str, isolation: int) -> None:
+    """A service slice is ``serve <service>``, with the message's kind and type in args."""
+    trace = ChromeTrace()
+    system = psaspm.load(ECHO, backend=backend, isolation=isolation, tracer=trace)
+    system.boot()
+    ns = system.ns_client()
+    handle = ns.connect(0xF000, 1)
+    assert ns.call(handle, 1, [], [bytearray(4)]) == PSA_SUCCESS
+    ns.close(handle)
+    served = _psa_slices(trace.to_json(), "TFM_SP_EXAMPLE_ECHO", "serve EXAMPLE_ECHO")
+    kinds = [(s["args"]["kind"], s["args"]["type"], s["args"]["client"]) for s in served]
+    assert kinds == [("CONNECT", -1, "NS"), ("call", 1, "NS"), ("DISCONNECT", -2, "NS")]
+    assert [s["args"]["status"] for s in served] == [handle, 0, 0]  # a CONNECT's reply: the handle
+
+
+def _demo_trace_and_stats(isolation: int) -> tuple[dict[str, Any], dict[str, int]]:
+    trace = ChromeTrace()
+    system = psaspm.load(DEMO_LIST, backend="ipc", isolation=isolation, tracer=trace)
+    trace.attach(system)
+    system.boot()
+    with contextlib.redirect_stdout(io.StringIO()):
+        _demo_app().main(system.ns_client(), system)
+    return trace.to_json(), system.stats
+
+
+@pytest.mark.parametrize("isolation", [1, 2, 3])
+def test_svc_entries_are_instants_in_their_api_slice(isolation: int) -> None:
+    """At levels 2 and 3 each SVC entry is an instant on the calling thread, inside the API slice it entered; level 1 has none."""
+    data, stats = _demo_trace_and_stats(isolation)
+    summary = check_trace_format(data)
+    svcs = [e for e in data["traceEvents"] if e.get("cat") == "svc"]
+    assert len(svcs) == stats["svc_entries"]
+    assert (len(svcs) > 100) == (isolation > 1)
+    slices = [e for e in data["traceEvents"] if e["ph"] == "X" and e["cat"] == "psa"]
+    for svc in svcs:
+        assert svc["ph"] == "i" and svc["s"] == "t" and svc["name"] == "SVC"
+        api = svc["args"]["api"]
+        assert svc["args"]["number"] == f"{psaspm.kernel.api.BY_NAME[api].number:#04x}"
+        assert any(
+            s["tid"] == svc["tid"]
+            and s["name"] == api
+            and s["ts"] <= svc["ts"] <= s["ts"] + s["dur"]
+            for s in slices
+        ), f"{api} SVC on {summary['names'][svc['tid']]} outside its slice"
+
+
+@pytest.mark.parametrize("isolation", [1, 2, 3])
+def test_boundary_switches_are_instants_on_the_spm_track(isolation: int) -> None:
+    """Each isolation boundary switch the counters count is an instant on SPM naming both threads."""
+    data, stats = _demo_trace_and_stats(isolation)
+    summary = check_trace_format(data)
+    crossings = [e for e in data["traceEvents"] if e.get("cat") == "boundary"]
+    assert len(crossings) == stats["boundary_switches"]
+    assert bool(crossings) == (isolation > 1)
+    switches = {e["name"] for e in data["traceEvents"] if e.get("cat") == "schedule"}
+    for crossing in crossings:
+        assert summary["names"][crossing["tid"]] == "SPM" and crossing["ph"] == "i"
+        assert crossing["name"].removeprefix("boundary ") in switches  # with a context switch
+
+
+TICKER_MANIFEST = """
+{"psa_framework_version": 1.1, "name": "TFM_SP_TICKER", "type": "APPLICATION-ROT",
+ "priority": "NORMAL", "model": "IPC", "entry_point": "ticker_main", "stack_size": "0x400",
+ "services": [{"name": "TICKER", "sid": "0x2040", "non_secure_clients": true,
+               "connection_based": false, "version": 1}],
+ "irqs": [{"source": "DEV_IRQ", "name": "DEV_IRQ", "handling": "FLIH"}]}
+"""
+
+TICKER_CODE = """
+from psaspm import hal
+from psaspm.psa import PSA_BLOCK, PSA_FLIH_NO_SIGNAL, PSA_WAIT_ANY, psa_irq_enable, psa_wait
+
+def dev_irq_flih():
+    hal.deassert_irq("DEV_IRQ")
+    return PSA_FLIH_NO_SIGNAL
+
+def ticker_main():
+    psa_irq_enable(int(hal.constants()["DEV_IRQ_SIGNAL"]))
+    while True:
+        psa_wait(PSA_WAIT_ANY, PSA_BLOCK)
+"""
+
+
+@pytest.mark.parametrize(("isolation", "crossings"), [(1, 0), (2, 2), (3, 2)])
+def test_flih_boundary_switches_lie_inside_the_interrupt_slice(
+    tmp_path: Path, isolation: int, crossings: int
+) -> None:
+    """A FLIH run in another boundary shows the switch in and the switch back, both within its interrupt slice."""
+    manifest = tmp_path / "ticker.yaml"
+    manifest.write_text(TICKER_MANIFEST)
+    manifest.with_suffix(".py").write_text(TICKER_CODE)
+    trace = ChromeTrace()
+    system = psaspm.load(manifest, backend="ipc", isolation=isolation, tracer=trace)
+    system.boot()
+    trace.events.clear()
+    before = system.stats["boundary_switches"]
+    system.assert_irq("DEV_IRQ")  # taken in NS thread code
+    data = trace.to_json()
+    check_trace_format(data)
+    assert system.stats["boundary_switches"] - before == crossings
+    names = [e["name"] for e in data["traceEvents"] if e.get("cat") == "boundary"]
+    assert names == ["boundary NS -> TFM_SP_TICKER", "boundary TFM_SP_TICKER -> NS"][:crossings]
+    (flih,) = [e for e in data["traceEvents"] if e.get("cat") == "interrupt"]
+    assert flih["name"] == "FLIH DEV_IRQ"
+    for event in data["traceEvents"]:
+        if event.get("cat") == "boundary":
+            assert flih["ts"] < event["ts"] < flih["ts"] + flih["dur"]
 
 
 class _Clock:
@@ -253,8 +450,8 @@ class _Msg:
 # thread's next psa_wait, and a call still open when the trace ends: (time in
 # ns since the trace began, callback, arguments).  Equal times force 1 ns steps.
 _SCENARIO: list[tuple[int, str, tuple[object, ...]]] = [
-    (1000, "api_enter", ("NS", "psa_call")),
-    (1200, "message", ("NS", "SP_ECHO", 0x41, 0)),
+    (1000, "call_enter", ("NS", "psa_call", 0x41)),
+    (1200, "message", ("NS", "SP_ECHO", "ECHO", 0x41, 0)),
     (1200, "switch", ("NS", "SP_ECHO")),
     (1500, "api_exit", ("SP_ECHO", "psa_wait", 0x10)),
     (1600, "api_enter", ("SP_ECHO", "psa_get")),
@@ -276,7 +473,9 @@ _SCENARIO: list[tuple[int, str, tuple[object, ...]]] = [
 ]
 
 # What the writer produced for _SCENARIO when it built events in its callbacks
-# (before recording and export were split), its clock read as set above.
+# (before recording and export were split), its clock read as set above; since
+# then the client call names its handle and service and the service slice its
+# service (serve ECHO, with kind and type in args).
 _SCENARIO_EVENTS: list[dict[str, Any]] = [
     {"ph": "i", "name": "NS -> SP_ECHO", "cat": "schedule", "pid": 1, "tid": 2, "ts": 1.203, "s": "t"},
     {"ph": "X", "name": "psa_get", "cat": "psa", "pid": 1, "tid": 3, "ts": 1.6, "dur": 0.1, "args": {"handle": "0x41"}},
@@ -284,12 +483,12 @@ _SCENARIO_EVENTS: list[dict[str, Any]] = [
     {"ph": "f", "name": "message", "cat": "flow", "pid": 1, "tid": 3, "ts": 1.702, "id": 1, "bp": "e"},
     {"ph": "X", "name": "psa_read", "cat": "psa", "pid": 1, "tid": 3, "ts": 1.8, "dur": 0.1},
     {"ph": "X", "name": "psa_reply", "cat": "psa", "pid": 1, "tid": 3, "ts": 2.0, "dur": 0.101},
-    {"ph": "X", "name": "serve call type 0", "cat": "service", "pid": 1, "tid": 3, "ts": 1.701, "dur": 0.401, "args": {"client": "NS", "status": 0}},
+    {"ph": "X", "name": "serve ECHO", "cat": "service", "pid": 1, "tid": 3, "ts": 1.701, "dur": 0.401, "args": {"client": "NS", "kind": "call", "type": 0, "status": 0}},
     {"ph": "X", "name": "FLIH TIMER0_IRQ", "cat": "interrupt", "pid": 1, "tid": 4, "ts": 2.3, "dur": 0.1, "args": {"partition": "SP_ECHO", "preempted": "SP_ECHO"}},
     {"ph": "i", "name": "SP_ECHO -> NS", "cat": "schedule", "pid": 1, "tid": 2, "ts": 2.401, "s": "t"},
     {"ph": "s", "name": "reply", "cat": "flow", "pid": 1, "tid": 3, "ts": 2.1, "id": 2},
     {"ph": "f", "name": "reply", "cat": "flow", "pid": 1, "tid": 1, "ts": 2.5, "id": 2, "bp": "e"},
-    {"ph": "X", "name": "psa_call", "cat": "psa", "pid": 1, "tid": 1, "ts": 1.0, "dur": 1.501, "args": {"status": 0}},
+    {"ph": "X", "name": "psa_call", "cat": "psa", "pid": 1, "tid": 1, "ts": 1.0, "dur": 1.501, "args": {"handle": "0x41", "service": "ECHO", "status": 0}},
     {"ph": "i", "name": "NS -> SP_ECHO", "cat": "schedule", "pid": 1, "tid": 2, "ts": 2.6, "s": "t"},
     {"ph": "s", "name": "interrupt", "cat": "flow", "pid": 1, "tid": 4, "ts": 2.301, "id": 3},
     {"ph": "f", "name": "interrupt", "cat": "flow", "pid": 1, "tid": 3, "ts": 2.7, "id": 3, "bp": "e"},

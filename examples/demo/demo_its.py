@@ -1,7 +1,9 @@
 """TFM_SP_DEMO_ITS: an internal-trusted-storage-like service (SFN model, stateless).
 
-Assets live in a flash image, a file: ``$PSASPM_DEMO_FLASH`` or, by default,
-``psaspm-demo/its_flash.img`` under the system's temporary directory.  Every
+Assets live in a flash image, a file: ``$PSASPM_DEMO_FLASH`` or, by default, one
+per user: ``demo/its_flash.img`` under ``$PSASPM_CACHE`` (default
+``~/.cache/psaspm``), or ``psaspm-demo-<uid>/`` in the temporary directory when
+there is no writable home.  Every
 change rewrites the whole image atomically (write a temporary file in the same
 directory, flush, fsync, ``os.replace``, fsync the directory) *before* the
 service replies, so an interrupted write - an exception, a panic, a power cut -
@@ -57,10 +59,18 @@ ASSETS: dict[Key, tuple[int, bytes]] = {}  # -> (flags, data); fresh at every bo
 
 
 def flash_path() -> Path:
+    """The flash image: ``$PSASPM_DEMO_FLASH``, else this user's own (never one file that
+    every user of the machine shares)."""
     path = os.environ.get(ENV)
     if path:
         return Path(path)
-    return Path(tempfile.gettempdir()) / "psaspm-demo" / "its_flash.img"
+    cache = os.environ.get("PSASPM_CACHE")
+    if cache:
+        return Path(cache) / "demo" / "its_flash.img"
+    home = Path(os.path.expanduser("~"))
+    if home.is_dir() and os.access(home, os.W_OK):
+        return home / ".cache" / "psaspm" / "demo" / "its_flash.img"
+    return Path(tempfile.gettempdir()) / f"psaspm-demo-{os.getuid()}" / "its_flash.img"
 
 
 def encode(assets: dict[Key, tuple[int, bytes]]) -> bytes:

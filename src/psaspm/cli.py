@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -54,13 +56,37 @@ COUNTER_LABELS = {
 Subparsers = Any  # argparse's _SubParsersAction is private
 
 
-def add_system_options(parser: argparse.ArgumentParser) -> None:
-    """SOURCES and the options that say how to build the system from them."""
+def add_system_options(
+    parser: argparse.ArgumentParser, *, configuration: bool = True, code: bool = True
+) -> None:
+    """SOURCES and the options that say how to build the system from them.
+
+    ``configuration=False`` leaves --backend and --isolation out of the help (``compare``
+    runs every configuration and refuses them); ``code=False`` leaves out --code
+    (``layout`` looks at manifests only).
+    """
     parser.add_argument("sources", nargs="+", metavar="SOURCES", help="manifest lists or manifests")
-    parser.add_argument("--backend", choices=("ipc", "sfn"), help="SPM backend (default ipc)")
+    # Without them (compare), they are still parsed, unlisted, to be refused in plain words.
     parser.add_argument(
-        "--isolation", type=int, choices=ISOLATION_LEVELS, help="isolation level (default 1)"
+        "--backend",
+        choices=("ipc", "sfn"),
+        help="SPM backend (default ipc)" if configuration else argparse.SUPPRESS,
     )
+    parser.add_argument(
+        "--isolation",
+        type=int,
+        choices=ISOLATION_LEVELS,
+        help="isolation level (default 1)" if configuration else argparse.SUPPRESS,
+    )
+    if code:
+        parser.add_argument(
+            "--code",
+            dest="code",
+            action="append",
+            default=[],
+            metavar="PARTITION=FILE[,FILE]",
+            help="a partition's code (default: the .py beside its manifest); repeatable",
+        )
     parser.add_argument(
         "-c",
         "--config",
@@ -115,15 +141,36 @@ def system_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def code_options(args: argparse.Namespace) -> dict[str, str | list[str]]:
+    """``code=`` for ``psaspm.load`` from ``--code NAME=FILE[,FILE...]`` options."""
+    code: dict[str, str | list[str]] = {}
+    for item in args.code:
+        name, sep, value = item.partition("=")
+        files = [f for f in value.split(",") if f]
+        if not name or not sep or not files:
+            raise ConfigError(f"--code {item!r}: expected PARTITION=FILE[,FILE...]")
+        if name in code:
+            raise ConfigError(f"--code {item!r}: code for {name} is already given")
+        code[name] = files[0] if len(files) == 1 else files
+    return code
+
+
 def add_layout_command(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("layout", help="show partitions, services, signals and handles")
-    add_system_options(parser)
+    add_system_options(parser, code=False)
     parser.add_argument("--json", action="store_true", help="print the layout as JSON")
     parser.set_defaults(handler=run_layout)
 
 
+def print_warnings(warnings: Sequence[str]) -> None:
+    """Problems that do not stop psaspm but would break the system on TF-M: one line each."""
+    for warning in warnings:
+        print(f"psaspm: warning: {warning}", file=sys.stderr)
+
+
 def run_layout(args: argparse.Namespace) -> int:
     system = load_system_manifest(**system_options(args))
+    print_warnings(system.warnings)
     if args.json:
         print(json.dumps(layout_dict(system), indent=2))
     else:
@@ -142,11 +189,21 @@ def add_check_command(subparsers: Subparsers) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from psaspm.system import System
+
+    code = code_options(args)
     try:
         system = load_system_manifest(**system_options(args))
     except ManifestError as exc:
         for problem in exc.problems:
             print(f"psaspm: error: {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    print_warnings(system.warnings)
+    code_warnings, code_errors = System(system, code=code).check_code()
+    print_warnings(code_warnings)
+    for error in code_errors:
+        print(f"psaspm: error: {' '.join(error.split())}", file=sys.stderr)
+    if code_errors:
         return EXIT_ERROR
     services = sum(len(p.services) for p in system.partitions)
     irqs = sum(len(p.irqs) for p in system.partitions)
@@ -157,7 +214,23 @@ def run_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def add_watchdog_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--watchdog",
+        type=float,
+        metavar="SECONDS",
+        help="halt the SPE (a panic, api 'watchdog') when partition code runs longer than "
+        "this without the SPE going idle or blocking",
+    )
+
+
+def watchdog_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``load()``'s watchdog keyword, when the command line asked for one."""
+    return {"watchdog": args.watchdog} if args.watchdog is not None else {}
+
+
 def _add_workload_options(parser: argparse.ArgumentParser) -> None:
+    add_watchdog_option(parser)
     parser.add_argument(
         "--max-connections",
         type=int,
@@ -199,13 +272,23 @@ def add_run_command(subparsers: Subparsers) -> None:
 def run_run(args: argparse.Namespace) -> int:
     from psaspm import runner
 
-    options = system_options(args)
+    if args.trace:
+        check_writable(args.trace, "--trace")
+    options = system_options(args) | {"code": code_options(args)} | watchdog_options(args)
     main = runner.load_script(args.script) if args.script else _no_script
     tracer: ChromeTrace | None = None
+    loaded: list[Any] = []  # the system once loaded; bad input (exit 2) writes no trace
     if args.trace:
         from psaspm.trace import ChromeTrace
 
         tracer = ChromeTrace()
+
+    def on_loaded(system: Any) -> None:
+        loaded.append(system)
+        if tracer is not None:
+            tracer.attach(system)
+        print_warnings(system.manifest.warnings)
+
     progress = _Progress(_progress_wanted(args), f"running {args.script or 'boot only'}")
     try:
         with progress:
@@ -216,17 +299,18 @@ def run_run(args: argparse.Namespace) -> int:
                 max_connections=args.max_connections,
                 capture=args.json,
                 on_call=progress.calls,
-                on_loaded=tracer.attach if tracer is not None else None,
+                on_loaded=on_loaded,
             )
     except ConfigError:
+        loaded.clear()  # bad input, also when only boot found it (partition code): no trace
         raise
     except Exception:
         traceback.print_exc()
         print("psaspm: error: the NS script raised an exception", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        if tracer is not None:
-            tracer.write(args.trace)  # also after a failure: the trace shows where
+        if tracer is not None and loaded:
+            _write_trace(tracer, args.trace)  # also after a failure: the trace shows where
     if args.json:
         data = result.as_dict()
         data["trace"] = args.trace
@@ -235,9 +319,32 @@ def run_run(args: argparse.Namespace) -> int:
         _print_run_summary(result, args)
     if result.status == "panic":
         print(f"psaspm: panic: {result.reason}", file=sys.stderr)
+        if result.panic is not None and result.panic.get("traceback"):
+            print(result.panic["traceback"], end="", file=sys.stderr)
     elif result.status == "error":
         print(f"psaspm: error: the NS script failed: {result.reason}", file=sys.stderr)
     return EXIT_OK if result.status == "ok" else EXIT_FAILED
+
+
+def check_writable(path: str, option: str) -> None:
+    """An output file ``option`` names can be written (checked before any work is done),
+    without creating it."""
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{option} {path}: is a directory, not a file")
+    folder = target.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{option} {path}: cannot be written: no directory {folder}")
+    writable = os.access(target, os.W_OK) if target.exists() else os.access(folder, os.W_OK)
+    if not writable:
+        raise ConfigError(f"{option} {path}: cannot be written: permission denied")
+
+
+def _write_trace(tracer: ChromeTrace, path: str) -> None:
+    try:
+        tracer.write(path)
+    except OSError as exc:
+        raise ConfigError(f"--trace {path}: cannot be written: {exc.strerror or exc}") from None
 
 
 def _no_script(ns: Any) -> None:
@@ -292,7 +399,7 @@ def add_compare_command(subparsers: Subparsers) -> None:
         "compare",
         help="run one NS script under every backend and isolation level, side by side",
     )
-    add_system_options(parser)
+    add_system_options(parser, configuration=False)
     parser.add_argument(
         "--ns",
         dest="script",
@@ -318,9 +425,10 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ConfigError("compare runs every configuration: drop --backend and --isolation")
     if args.repeat < 1:
         raise ConfigError(f"--repeat {args.repeat}: at least 1")
-    options = system_options(args)
+    options = system_options(args) | {"code": code_options(args)} | watchdog_options(args)
     main = runner.load_script(args.script)
     configurations = runner.CONFIGURATIONS
+    print_warnings(runner.check_inputs(options, configurations))
     progress = _Progress(_progress_wanted(args), "comparing", total=len(configurations))
     with progress:
         results = runner.compare(
@@ -552,14 +660,6 @@ def add_serve_command(subparsers: Subparsers) -> None:
         help="how long a shutdown waits for calls in flight; partition code still running "
         "then is interrupted (default 5)",
     )
-    parser.add_argument(
-        "--code",
-        dest="code",
-        action="append",
-        default=[],
-        metavar="PARTITION=FILE.py",
-        help="partition code for a partition (default: the .py beside its manifest)",
-    )
     parser.set_defaults(handler=run_serve)
 
 
@@ -571,12 +671,7 @@ def run_serve(args: argparse.Namespace) -> int:
         serve_until_signalled,
     )
 
-    code: dict[str, Any] = {}
-    for item in args.code:
-        name, sep, path = item.partition("=")
-        if not name or not sep:
-            raise ConfigError(f"--code {item!r}: expected PARTITION=FILE.py")
-        code[name] = path
+    code = code_options(args)
     address = parse_address(args.listen, args.allow_remote)
     if not args.shutdown_timeout >= 0:
         raise ConfigError(f"--shutdown-timeout {args.shutdown_timeout:g}: expected seconds >= 0")
@@ -590,12 +685,61 @@ def run_serve(args: argparse.Namespace) -> int:
     return serve_until_signalled(server)
 
 
+def add_headers_command(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "headers",
+        help="write the C headers TF-M's manifest tool generates (sid.h, pid.h, ...)",
+        description="Write psa_manifest/sid.h, psa_manifest/pid.h, "
+        "psa_manifest/<manifest basename>.h per partition, config_impl.h and "
+        "psa/framework_feature.h for this configuration, as TF-M's manifest tool "
+        "and build do. Compile partition code with -I DIR and `psaspm cflags`.",
+    )
+    add_system_options(parser)
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="DIR", help="folder to write the headers in"
+    )
+    parser.set_defaults(handler=run_headers)
+
+
+def run_headers(args: argparse.Namespace) -> int:
+    from psaspm.manifest.headers import write_headers
+
+    options = system_options(args)
+    system = load_system_manifest(**options)
+    written = write_headers(system, args.output, options["config"])
+    print(f"wrote {len(written)} headers to {args.output}")
+    return EXIT_OK
+
+
+def add_cflags_command(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "cflags", help="print the compiler flags for psaspm's PSA headers (psa/client.h, ...)"
+    )
+    parser.add_argument(
+        "--client",
+        action="store_true",
+        help="flags for a C client of `psaspm serve` (for now the same -I flags)",
+    )
+    parser.set_defaults(handler=run_cflags)
+
+
+def run_cflags(args: argparse.Namespace) -> int:
+    import shlex
+
+    from psaspm.cbuild import include_flags
+
+    print(" ".join(shlex.quote(flag) for flag in include_flags()))
+    return EXIT_OK
+
+
 COMMANDS: list[Callable[[Subparsers], None]] = [
     add_layout_command,
     add_check_command,
     add_run_command,
     add_compare_command,
     add_serve_command,
+    add_headers_command,
+    add_cflags_command,
 ]
 
 
@@ -661,6 +805,7 @@ def _irqs_table(ordered: Sequence[Partition]) -> Table:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="psaspm", description="A host-side PSA SPM (TF-M).")
+    parser.add_argument("--version", action="version", version=f"psaspm {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_command in COMMANDS:
         add_command(subparsers)
@@ -676,10 +821,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        status = handler(args)
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
+        return status
     except ConfigError as exc:
         print(f"psaspm: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("psaspm: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (``psaspm ... --json | head``): stop quietly.
+        # Point stdout at /dev/null so that Python's own flush at exit cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_FAILED
+
+
+def _version() -> str:
+    from psaspm import __version__
+
+    return __version__
 
 
 def _one_line(exc: ConfigError) -> str:

@@ -2,7 +2,9 @@
 
 The description (YAML; psaspm ships ``data/platform.yaml``) gives the memory
 map and the named peripherals that manifests' ``mmio_regions`` refer to.
-Device models are deterministic: time advances only by ``system.tick(n)``.
+Device models are deterministic: time advances only by ``system.tick(n)``, and
+while the SPE waits for an armed device (``System`` then advances it to the
+device's next event, as TF-M's idle thread sleeps in WFI).
 """
 
 from __future__ import annotations
@@ -148,15 +150,25 @@ class Timer:
             self._drive()
 
     def tick(self, n: int) -> None:
-        for _ in range(n):
-            if not self.ctrl & 1:
+        """Advance ``n`` ticks: as ``n`` single ticks, in steps from one zero to the next."""
+        while n > 0 and self.ctrl & 1:
+            step = max(self.value, 1)  # ticks until the count reaches zero (0 fires at once)
+            if step > n:
+                self.value -= n
                 return
-            if self.value > 0:
-                self.value -= 1
-            if self.value == 0:
-                self.status = 1
-                self.value = self.reload
-                self._drive()
+            n -= step
+            self.status = 1
+            self.value = self.reload
+            self._drive()  # a handler taken here may reprogram the timer: re-read it
+            if self.reload == 0 and self.ctrl & 1 and self.value == 0:
+                return  # it would fire on every remaining tick: the line is already high
+
+    def next_event(self) -> int | None:
+        """Ticks until this timer next raises its interrupt line; None if it will not
+        (stopped, its interrupt disabled, or no line)."""
+        if self.irq is None or self.ctrl & 0x9 != 0x9:
+            return None
+        return max(self.value, 1)
 
     def _drive(self) -> None:
         if self.irq is not None:
@@ -179,6 +191,9 @@ class Uart:
     def tick(self, n: int) -> None:
         return None
 
+    def next_event(self) -> int | None:
+        return None
+
 
 Devices = dict[str, Timer | Uart]
 
@@ -189,7 +204,7 @@ def build_address_space(
     domain_of: Mapping[str, int],
     ns_region: Region,
     line: Line,
-) -> tuple[AddressSpace, Devices, dict[str, Region]]:
+) -> tuple[AddressSpace, Devices]:
     """Lay out one boot's memory: SPM data, each partition's data and stack, MMIO."""
     space = AddressSpace(lambda name: domain_of[name])
     space.add(ns_region)
@@ -210,7 +225,7 @@ def build_address_space(
         return space.add(Region(name, start, length, kind, owner))
 
     carve("SPM", platform.spm_data, Kind.SPM, None)
-    data_regions: dict[str, Region] = {}
+    data_regions = space.private
     for part in partitions:
         heap = part.heap_size if isinstance(part.heap_size, int) and part.heap_size > 0 else 0
         stack = part.stack_size if isinstance(part.stack_size, int) else 0x400
@@ -254,4 +269,4 @@ def build_address_space(
                     devices[key] = device
             writable = asset.permission is Permission.READ_WRITE
             region.users[part.name] = region.users.get(part.name, False) or writable
-    return space, devices, data_regions
+    return space, devices

@@ -163,7 +163,26 @@ def load_script(path: str | Path) -> NsMain:
     main = getattr(module, "main", None)
     if not callable(main):
         raise ConfigError(f"{path}: an NS script needs a function main(ns) or main(ns, system)")
+    _check_signature(path, main)
     return main  # type: ignore[no-any-return]
+
+
+def _check_signature(path: Path, main: NsMain) -> None:
+    """``main`` can be called as ``main(ns)`` or ``main(ns, system)``."""
+    try:
+        signature = inspect.signature(main)
+    except (TypeError, ValueError):
+        return  # a builtin or C callable: let the call say
+    params = list(signature.parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    keyword_only = [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
+    if (not positional and not varargs) or len(required) > 2 or keyword_only:
+        raise ConfigError(
+            f"{path}: main{signature} cannot be called with the NS client: an NS script "
+            "needs def main(ns) or def main(ns, system)"
+        )
 
 
 def _wants_system(main: NsMain) -> bool:
@@ -231,8 +250,9 @@ class RunResult:
     stats: dict[str, int] = field(default_factory=dict)  # counted while the script ran
     boot_stats: dict[str, int] = field(default_factory=dict)  # counted during boot
     output: str = ""  # what the script printed, when captured
-    panic: dict[str, str] | None = None
+    panic: dict[str, str | None] | None = None  # partition, api, reason, traceback
     footprint: Footprint | None = None
+    warnings: list[str] = field(default_factory=list)  # the loader's (SystemManifest.warnings)
 
     @property
     def label(self) -> str:
@@ -282,11 +302,14 @@ def run_script(
         on_loaded(system)
     result = RunResult(system.backend_name, system.isolation, interface=system.interface)
     result.footprint = footprint(system.manifest, options.get("config"), max_connections)
+    result.warnings = list(system.manifest.warnings)
     ns = CountingNsClient(system, -1, on_call)
     with _captured(capture) as out:
         started = time.perf_counter()
+        booting = True
         try:
             system.boot()
+            booting = False
             booted = time.perf_counter()
             result.boot_seconds = booted - started
             result.boot_stats = system.stats
@@ -302,11 +325,12 @@ def run_script(
                 "partition": record.partition,
                 "api": record.api,
                 "reason": record.reason,
+                "traceback": record.traceback,
             }
             result.seconds = time.perf_counter() - started - result.boot_seconds
         except Exception as exc:
-            if not capture:
-                raise
+            if not capture or booting:
+                raise  # during boot: bad partition code (a ConfigError), not a failed script
             result.status = "error"
             result.reason = f"{type(exc).__name__}: {exc}"
     result.output = out.getvalue()
@@ -317,6 +341,35 @@ def run_script(
         for name, value in after.items()
     }
     return result
+
+
+def check_inputs(
+    options: Mapping[str, Any], configurations: Sequence[tuple[str, int]] = CONFIGURATIONS
+) -> list[str]:
+    """Check ``options`` before :func:`compare` does any work; returns the loader's warnings.
+
+    Raises the first ConfigError when no configuration can be loaded at all (bad
+    manifests or options), or when partition code is missing, does not import or
+    lacks a function in a configuration that can be loaded.  A configuration the
+    manifests cannot be loaded in while others can is what ``skipped`` is for.
+    """
+    first: ConfigError | None = None
+    loaded = False
+    warnings: list[str] = []
+    for backend, isolation in configurations:
+        try:
+            system = load(**dict(options, backend=backend, isolation=isolation))
+        except ConfigError as exc:
+            first = first or exc
+            continue
+        loaded = True
+        missing, errors = system.check_code()
+        if errors or missing:
+            raise ConfigError((errors + missing)[0])
+        warnings += [w for w in system.manifest.warnings if w not in warnings]
+    if not loaded and first is not None:
+        raise first
+    return warnings
 
 
 def compare(

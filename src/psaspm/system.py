@@ -9,39 +9,61 @@ and 3.  The kernel never asks which one it runs.
 from __future__ import annotations
 
 import contextlib
+import enum
 import importlib.util
 import itertools
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from threading import get_ident
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from psaspm import sprt
 from psaspm.consts import PSA_LIFECYCLE_UNKNOWN
-from psaspm.errors import ConfigError, Deadlock, Panic, PanicRecord
-from psaspm.kernel.backends import IpcBackend, SfnBackend
-from psaspm.kernel.door import DOOR
+from psaspm.errors import ConfigError, Deadlock, InternalError, Panic, PanicRecord
+from psaspm.kernel.contract import Backend, KernelBug, Rejected, SpeHalt, WatchdogExpired
+from psaspm.kernel.door import DOOR, Hal
 from psaspm.kernel.instruments import Counters, Tracer
 from psaspm.kernel.interfaces import (
-    CrossCallInterface,
     Interface,
-    SfnInterface,
-    SvcInterface,
+    cross_interface,
+    sfn_interface,
+    svc_interface,
     traced,
 )
+from psaspm.kernel.ipc import IpcBackend
 from psaspm.kernel.memory import PRIVILEGED, Kind, MemoryFault, Ptr, Region, Subject, allocate, span
 from psaspm.kernel.objects import Buffer, InVec, OutVec
-from psaspm.kernel.partition import IrqRuntime, PartitionRuntime, ServiceRuntime
-from psaspm.kernel.spm import SpeHalt, Spm
+from psaspm.kernel.runtime import IrqRuntime, PartitionRuntime, ServiceRuntime
+from psaspm.kernel.sfn import SfnBackend
+from psaspm.kernel.spm import Spm
 from psaspm.manifest import constants_dict, layout_dict, load_system_manifest
 from psaspm.manifest.model import Handling, Model, Partition, PartitionType, SystemManifest
 from psaspm.platform import Devices, Timer, Uart, build_address_space, load_platform
+from psaspm.watchdog import Watchdog
 
-CodeSpec = ModuleType | str | Path
+CodeSpec = ModuleType | str | Path | Sequence[str | Path]
 _module_ids = itertools.count(1)
+_PSASPM_DIR = str(Path(__file__).resolve().parent)
+C_CODE_UNSUPPORTED = "C partition code is not supported yet (give a .py file)"
+
+
+class SystemState(enum.StrEnum):
+    """``system.state``; its values are the contract's strings.
+
+    ``LOADED`` until ``boot()`` (and again, briefly, inside ``reset()``);
+    ``RUNNING`` once booted; ``PANICKED`` once the SPE halted (``system.panic``
+    says why) until ``reset()``; ``BROKEN`` once SPM code itself raised (an
+    internal error: a psaspm bug), for good: every later call raises it again.
+    """
+
+    LOADED = "loaded"
+    RUNNING = "running"
+    PANICKED = "panicked"
+    BROKEN = "broken"
 
 
 def _boundary(part: Partition, isolation: int, arot_index: int) -> int:
@@ -70,21 +92,91 @@ def import_python_file(path: Path, kind: str, label: str) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise ConfigError(f"{label}: importing {path} failed: {type(exc).__name__}: {exc}") from exc
+        where = _own_frames(exc)
+        raise ConfigError(
+            f"{label}: importing {path} failed: {type(exc).__name__}: {exc}{where}"
+        ) from exc
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
     return module
 
 
+def _own_frames(exc: BaseException) -> str:
+    """Where the user's code raised, as `` (at FILE:LINE in FUNC: SOURCE <- ...)``: the
+    frames of the imported file and what it imported, innermost first, without
+    psaspm's and importlib's.  Empty when there is none (a SyntaxError names its line)."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith((_PSASPM_DIR, "<frozen "))
+    ]
+    if not frames:
+        return ""
+    parts = []
+    for frame in reversed(frames):
+        text = f"{frame.filename}:{frame.lineno} in {frame.name}"
+        if frame.line:
+            text += f": {frame.line.strip()}"
+        parts.append(text)
+    return " (at " + " <- ".join(parts) + ")"
+
+
 def _import_file(path: Path, owner: str) -> ModuleType:
     """Load a partition's Python file as a fresh module (fresh state at every boot)."""
     if not path.is_file():
-        raise ConfigError(
-            f"{owner}: no partition code: {path} does not exist "
-            f"(put it beside the manifest, or pass code={{'{owner}': ...}})"
-        )
+        raise ConfigError(_missing_code(path, owner))
     return import_python_file(path, "partition", owner)
+
+
+def _missing_code(path: Path, owner: str) -> str:
+    beside = path.with_suffix(".c")
+    if path.suffix == ".py" and beside.is_file():
+        return f"{owner}: {beside}: {C_CODE_UNSUPPORTED}"
+    return (
+        f"{owner}: no partition code: {path} does not exist "
+        f"(put it beside the manifest, or pass code={{'{owner}': ...}} / --code {owner}=FILE)"
+    )
+
+
+def _code_spec(owner: str, spec: object) -> ModuleType | Path:
+    """One ``code=`` entry checked: a module, or the path of a ``.py`` file.  C sources
+    (a ``.c`` path or a list of them) and shared objects are refused until psaspm has a
+    C runtime."""
+    if isinstance(spec, ModuleType):
+        return spec
+    if isinstance(spec, str | Path):
+        files: list[object] = [spec]
+    elif isinstance(spec, list | tuple):
+        files = list(spec)
+    else:
+        raise ConfigError(f"{owner}: code {spec!r} is not a module, a file or a list of files")
+    if not files or not all(isinstance(f, str | Path) and str(f) for f in files):
+        raise ConfigError(f"{owner}: code {spec!r} is not a module, a file or a list of files")
+    paths = [Path(str(f)) for f in files]
+    if any(p.suffix in (".c", ".so") for p in paths):
+        named = ", ".join(str(p) for p in paths)
+        raise ConfigError(f"{owner}: {named}: {C_CODE_UNSUPPORTED}")
+    if len(paths) > 1 or paths[0].suffix != ".py":
+        named = ", ".join(str(p) for p in paths)
+        raise ConfigError(f"{owner}: code {named}: expected one .py file")
+    return paths[0]
+
+
+def partition_symbols(part: Partition) -> list[str]:
+    """The functions a partition's code must define, by the names TF-M generates (what
+    ``System._bind_code`` looks up): the IPC ``entry_point``; an SFN partition's
+    ``entry_init`` and ``<service>_sfn`` functions; each FLIH IRQ's ``<irq>_flih``."""
+    names = [
+        irq.name.removesuffix("_SIGNAL").lower() + "_flih"
+        for irq in part.irqs
+        if irq.handling is Handling.FLIH
+    ]
+    if part.model is Model.IPC:
+        return [*names, *([part.entry_point] if part.entry_point else [])]
+    if part.entry_init:
+        names.append(part.entry_init)
+    return names + [svc.name.lower() + "_sfn" for svc in part.services]
 
 
 def _symbol(module: ModuleType, owner: str, name: str, required: bool = True) -> Any:
@@ -99,6 +191,23 @@ def _symbol(module: ModuleType, owner: str, name: str, required: bool = True) ->
     return fn
 
 
+def _checked_code(
+    manifest: SystemManifest, code: Mapping[str, CodeSpec]
+) -> dict[str, ModuleType | Path]:
+    """``code=`` for the enabled partitions.  Entries for partitions a conditional
+    disabled are ignored (contract section 2); a name that is no partition at all is
+    an error, naming it and the partitions there are."""
+    names = [p.name for p in manifest.partitions]
+    unknown = [k for k in code if k not in names and k not in manifest.disabled_partitions]
+    if unknown:
+        known = ", ".join(names) or "none"
+        raise ConfigError(
+            f"code given for {', '.join(map(repr, unknown))}: no such partition in this system "
+            f"(partitions: {known})"
+        )
+    return {k: _code_spec(k, v) for k, v in code.items() if k in names}
+
+
 class NsClient:
     """A non-secure client of the TrustZone NS agent (contract section 4)."""
 
@@ -107,15 +216,17 @@ class NsClient:
             raise ValueError(f"a non-secure client ID must be a negative int, not {client_id!r}")
         self.system = system
         self.client_id = client_id
+        # Why the SPM rejected this client's last call; None if it was not rejected.
+        self.last_error: str | None = None
 
     def framework_version(self) -> int:
-        return self.system._ns_call(self.client_id, "psa_framework_version")  # type: ignore[no-any-return]
+        return int(self.system._ns_call(self, "psa_framework_version"))
 
     def version(self, sid: int) -> int:
-        return self.system._ns_call(self.client_id, "psa_version", sid)  # type: ignore[no-any-return]
+        return int(self.system._ns_call(self, "psa_version", sid))
 
     def connect(self, sid: int, version: int) -> int:
-        return self.system._ns_call(self.client_id, "psa_connect", sid, version)  # type: ignore[no-any-return]
+        return int(self.system._ns_call(self, "psa_connect", sid, version))
 
     def call(
         self,
@@ -124,10 +235,11 @@ class NsClient:
         in_vecs: Sequence[InVec] = (),
         out_vecs: Sequence[OutVec] = (),
     ) -> int:
-        return self.system._ns_call(self.client_id, "psa_call", handle, type, in_vecs, out_vecs)  # type: ignore[no-any-return]
+        status: int = self.system._ns_call(self, "psa_call", handle, type, in_vecs, out_vecs)
+        return status
 
     def close(self, handle: int) -> None:
-        self.system._ns_call(self.client_id, "psa_close", handle)
+        self.system._ns_call(self, "psa_close", handle)
 
 
 class NsMemory:
@@ -165,15 +277,83 @@ class NsMemory:
 class _Kernel:
     """One boot's worth of runtime: the SPM, its backend and interface."""
 
-    def __init__(
-        self,
-        spm: Spm,
-        backend: SfnBackend | IpcBackend,
-        iface: Interface,
-    ) -> None:
+    __slots__ = ("backend", "iface", "spm")
+
+    def __init__(self, spm: Spm, backend: Backend, iface: Interface) -> None:
         self.spm = spm
         self.backend = backend
         self.iface = iface
+
+
+class _PlatformHal:
+    """``psaspm.hal`` for a system: what the door's :class:`Hal` offers, acting as the
+    running partition (a denied access is its modelled MemManage or BusFault)."""
+
+    def __init__(self, system: System) -> None:
+        self._system = system
+
+    def constants(self) -> Mapping[str, int]:
+        return self._system.constants
+
+    def assert_irq(self, source: str | int) -> None:
+        self._system.assert_irq(source)
+
+    def deassert_irq(self, source: str | int) -> None:
+        self._system.deassert_irq(source)
+
+    def malloc(self, size: int) -> Ptr:
+        spm = self._system.spm
+        return spm.memory.allocate_private(spm.current.name, size)
+
+    def read(self, addr: int, size: int) -> bytes:
+        spm = self._system.spm
+        try:
+            return spm.memory.read(spm.current.subject, addr, size)
+        except MemoryFault as fault:
+            spm.fault(fault.fault, str(fault))
+
+    def write(self, addr: int, data: Buffer) -> None:
+        spm = self._system.spm
+        try:
+            spm.memory.write(spm.current.subject, addr, data)
+        except MemoryFault as fault:
+            spm.fault(fault.fault, str(fault))
+
+    def read32(self, addr: int) -> int:
+        spm = self._system.spm
+        try:
+            return spm.memory.read32(spm.current.subject, addr)
+        except MemoryFault as fault:
+            spm.fault(fault.fault, str(fault))
+
+    def write32(self, addr: int, value: int) -> None:
+        spm = self._system.spm
+        try:
+            spm.memory.write32(spm.current.subject, addr, value)
+        except MemoryFault as fault:
+            spm.fault(fault.fault, str(fault))
+
+    def peripheral_base(self, name: str) -> int:
+        spec = self._system.platform.peripherals.get(name)
+        if spec is None:
+            raise KeyError(f"no peripheral named {name!r} in the platform description")
+        return spec.base
+
+    def wfi(self) -> None:
+        system = self._system
+        spm = system.spm
+        if spm.interrupts.pending:
+            return  # an interrupt is pending already: WFI does not sleep
+        if not system._wfi():
+            spm.halt(
+                PanicRecord(
+                    spm.current.name,
+                    "wfi",
+                    "deadlock: waiting for an interrupt with none pending and no armed "
+                    "device event to come",
+                    deadlock=True,
+                )
+            )
 
 
 class System:
@@ -188,6 +368,7 @@ class System:
         counters: bool = True,
         tracer: Tracer | None = None,
         platform: str | Path | None = None,
+        watchdog: float | None = None,
     ) -> None:
         if max_connections.__class__ is not int or max_connections <= 0:
             raise ConfigError(f"max_connections must be a positive int, not {max_connections!r}")
@@ -196,10 +377,15 @@ class System:
         self.isolation = manifest.isolation
         self.max_connections = max_connections
         self.lifecycle = lifecycle
-        names = {p.name for p in manifest.partitions}
-        # Entries for partitions a conditional disabled are ignored (contract section 2).
-        self._code = {k: v for k, v in (code or {}).items() if k in names}
+        self._code = _checked_code(manifest, code or {})
         self._counting = counters
+        try:
+            self._watchdog = Watchdog(watchdog, get_ident()) if watchdog is not None else None
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        # One set of counters for the system's life: a reset keeps them (contract section 8).
+        # The watchdog reads the context switches even when stats are off.
+        self._counters = Counters() if counters or watchdog is not None else None
         self.tracer = tracer
         self._constants = constants_dict(manifest)
         self.platform = load_platform(platform)
@@ -211,7 +397,10 @@ class System:
         self._depth = 0  # > 0 while secure code runs on behalf of boot() or an NS call
         self._owner = get_ident()  # the OS thread the system runs in (set again at boot)
         self.panic: PanicRecord | None = None
-        self.state = "loaded"
+        self.state = SystemState.LOADED
+        self._bug: tuple[Exception, str] = (InternalError("no internal error"), "")
+        self._hal: Hal = _PlatformHal(self)
+        self._boot_modules: list[str] = []  # sys.modules names of this boot's partition code
 
     # ---------------------------------------------------------------- info
     def layout(self) -> dict[str, Any]:
@@ -225,11 +414,12 @@ class System:
 
     @property
     def stats(self) -> dict[str, int]:
+        counters = self._counters
+        if counters is None or not self._counting:
+            return {}
+        stats = counters.as_dict()
         kernel = self._kernel
-        if kernel is None or kernel.spm.counters is None:
-            return Counters().as_dict() if self._counting else {}
-        stats = kernel.spm.counters.as_dict()
-        stats["connections_in_use"] = kernel.spm.pool.in_use
+        stats["connections_in_use"] = kernel.spm.pool.in_use if kernel is not None else 0
         return stats
 
     @property
@@ -258,13 +448,46 @@ class System:
     # ---------------------------------------------------------------- build
     def _load_code(self, part: Partition) -> ModuleType:
         spec = self._code.get(part.name)
-        if spec is None:
-            return _import_file(part.manifest_path.with_suffix(".py"), part.name)
         if isinstance(spec, ModuleType):
             return spec
-        return _import_file(Path(spec), part.name)
+        module = _import_file(
+            part.manifest_path.with_suffix(".py") if spec is None else spec, part.name
+        )
+        self._boot_modules.append(module.__name__)
+        return module
+
+    def _forget_boot_modules(self) -> None:
+        """Drop the modules a boot imported from ``sys.modules`` (the next boot imports
+        fresh ones): otherwise every reset would keep another copy alive."""
+        for name in self._boot_modules:
+            sys.modules.pop(name, None)
+        self._boot_modules.clear()
+
+    def check_code(self) -> tuple[list[str], list[str]]:
+        """``(warnings, errors)`` about every partition's code, without booting.
+
+        A partition whose code file is not there is a warning naming the file looked
+        for (the manifests may still be fine); code that does not import, or lacks a
+        function the manifest names, is an error.  Importing runs the files' top level.
+        """
+        warnings: list[str] = []
+        errors: list[str] = []
+        for part in self.manifest.partitions:
+            spec = self._code.get(part.name)
+            path = part.manifest_path.with_suffix(".py") if spec is None else spec
+            if isinstance(path, Path) and not path.is_file():
+                (warnings if spec is None else errors).append(_missing_code(path, part.name))
+                continue
+            try:
+                module = self._load_code(part)
+                for name in partition_symbols(part):
+                    _symbol(module, part.name, name)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        return warnings, errors
 
     def _build(self) -> _Kernel:
+        self._forget_boot_modules()  # an earlier boot's (or a failed boot's) code
         manifest = self.manifest
         sid_by_name = {s.name: s.sid for p in manifest.partitions for s in p.services}
         runtimes: list[PartitionRuntime] = []
@@ -273,6 +496,7 @@ class System:
             rt = PartitionRuntime(part, part.name, part.pid, part.load_order)
             rt.services = [ServiceRuntime(s, rt) for s in part.services]
             rt.service_by_signal = {s.signal: s for s in rt.services}
+            rt.service_signals = sum(s.signal for s in rt.services)
             rt.irqs = [IrqRuntime(i, rt) for i in part.irqs]
             rt.irqs_by_signal = {i.signal: i for i in rt.irqs}
             rt.deps = frozenset(
@@ -289,29 +513,36 @@ class System:
             runtimes.append(rt)
         ns_agent = PartitionRuntime(None, "NS", 0, 0)
         ns_agent.boundary = PRIVILEGED
-        spm = Spm(runtimes, ns_agent, self.max_connections, self.lifecycle)
-        spm.memory, self._devices, spm.data_regions = build_address_space(
+        memory, self._devices = build_address_space(
             self.platform,
             manifest.partitions,
             {rt.name: rt.boundary for rt in runtimes},
             self.ns_memory.region,
             self._device_line,
         )
-        spm.counters = Counters() if self._counting else None
-        spm.tracer = self.tracer
-        backend: SfnBackend | IpcBackend
+        spm = Spm(
+            runtimes,
+            ns_agent,
+            self.max_connections,
+            self.lifecycle,
+            memory,
+            self._counters,
+            self.tracer,
+            self._wfi,
+        )
+        # The one place the backend and interface are chosen, as TF-M's build does.
+        backend: Backend
         iface: Interface
         if manifest.backend == "sfn":
             backend = SfnBackend(spm)
-            iface = SfnInterface(spm)
+            iface = sfn_interface(spm)
         else:
-            backend = IpcBackend(spm)
-            iface = (
-                CrossCallInterface(spm, backend)
-                if manifest.isolation == 1
-                else SvcInterface(spm, backend)
-            )
+            ipc = backend = IpcBackend(spm)
+            iface = (cross_interface if manifest.isolation == 1 else svc_interface)(spm, ipc)
         spm.backend = backend
+        if self._watchdog is not None:
+            spm.watchdog_took = self._watchdog.took
+            spm.watchdog_seconds = self._watchdog.seconds
         if self.tracer is not None:
             iface = traced(iface, spm, self.tracer)
         for rt in sorted(runtimes, key=lambda r: r.priority):
@@ -342,34 +573,72 @@ class System:
     # ---------------------------------------------------------------- running
     @contextmanager
     def _secure(self, kernel: _Kernel) -> Iterator[None]:
-        """Run secure code: install the interface behind the door; a halt becomes Panic."""
-        previous = DOOR.iface, DOOR.system
-        DOOR.iface = kernel.iface
-        DOOR.system = self
+        """Run secure code: install the interface behind the door; a halt becomes Panic,
+        an exception of SPM code an InternalError that breaks the system for good."""
+        door = DOOR
+        previous = door.iface, door.hal
+        door.iface = kernel.iface
+        door.hal = self._hal
         self._depth += 1
         try:
             yield
         except SpeHalt as halt:
             self._halted(halt.record)
+        except KernelBug as bug:
+            self._broke(bug.error, str(bug))
+        except WatchdogExpired as expired:
+            self._expired(kernel, expired)
         finally:
             self._depth -= 1
-            DOOR.iface, DOOR.system = previous
+            door.iface, door.hal = previous
+            if self._watchdog is not None:
+                self._watchdog.disarm()
 
-    def _halted(self, record: PanicRecord) -> None:
-        self.state = "panicked"
+    def _halted(self, record: PanicRecord) -> NoReturn:
+        self.state = SystemState.PANICKED
         self.panic = record
         if record.deadlock:
             raise Deadlock(record) from None
         raise Panic(record) from None
 
+    def _expired(self, kernel: _Kernel, expired: WatchdogExpired) -> NoReturn:
+        """The watchdog's exception reached the system boundary (SFN service code, or
+        the NS side's own greenlet): the same halt as inside partition code."""
+        try:
+            kernel.spm.expired(expired)
+        except SpeHalt as halt:
+            self._halted(halt.record)
+
+    # The watchdog's view of the system (psaspm.watchdog.Watched).
+    def watch_progress(self) -> tuple[int, int] | None:
+        watchdog = self._watchdog
+        counters = self._counters
+        if not self._depth or watchdog is None or counters is None:
+            return None
+        return watchdog.entries, counters.context_switches
+
+    def watch_running(self) -> str:
+        kernel = self._kernel
+        return kernel.spm.current.name if kernel is not None else "?"
+
+    def _broke(self, error: Exception, what: str) -> NoReturn:
+        """SPM code raised: a bug in psaspm.  Stop loudly, keeping the original traceback."""
+        self.state = SystemState.BROKEN
+        self._bug = (error, what)
+        raise InternalError(f"{what} (the system is broken; this is a psaspm bug)") from error
+
     def boot(self) -> None:
         """Initialise every partition in load order, then run until the SPE is idle."""
-        if self.state != "loaded":
+        if self.state is not SystemState.LOADED:
+            self._refuse_if_broken()
             raise ConfigError(f"boot() needs a freshly loaded system; this one is {self.state}")
         kernel = self._build()
         self._kernel = kernel
         self._owner = get_ident()
-        self.state = "running"
+        if self._watchdog is not None:
+            self._watchdog.thread_id = self._owner
+            self._watchdog.start(self)
+        self.state = SystemState.RUNNING
         with self._secure(kernel):
             kernel.backend.system_run()
 
@@ -377,21 +646,32 @@ class System:
         """Reboot from scratch: fresh handles, signals and partition state."""
         if self._depth:
             raise RuntimeError("reset() cannot be called from secure code")
+        self._refuse_if_broken()
         self._check_thread()
         if self._kernel is not None:
             self._kernel.backend.shutdown()
         self._kernel = None
         self.panic = None
-        self.state = "loaded"
+        if self._counters is not None:
+            self._counters.resets += 1
+        self.state = SystemState.LOADED
         self.boot()
 
     def ns_client(self, client_id: int = -1) -> NsClient:
         return NsClient(self, client_id)
 
+    def _refuse_if_broken(self) -> None:
+        if self.state is SystemState.BROKEN:
+            error, what = self._bug
+            raise InternalError(
+                f"this system is broken by an earlier internal error: {what}"
+            ) from error
+
     def _running_kernel(self) -> _Kernel:
-        if self.state == "panicked":
+        if self.state is SystemState.PANICKED:
             assert self.panic is not None
             raise Panic(self.panic)
+        self._refuse_if_broken()
         kernel = self._kernel
         if kernel is None:
             raise ConfigError("the system is not booted: call system.boot() first")
@@ -407,32 +687,51 @@ class System:
                 "(psaspm serve shows how to feed a system from other threads)"
             )
 
-    def _ns_call(self, client_id: int, api: str, *args: Any) -> Any:
+    def _ns_call(self, client: NsClient, api: str, *args: Any) -> Any:
         kernel = self._kernel
-        if kernel is None or self._depth or self.state != "running" or get_ident() != self._owner:
+        if (
+            kernel is None
+            or self._depth
+            or self.state is not SystemState.RUNNING
+            or get_ident() != self._owner
+        ):
             kernel = self._running_kernel()
             if self._depth:
                 raise RuntimeError(
                     f"non-secure {api} from secure code: partition code must use psaspm.psa"
                 )
-        kernel.spm.ns_agent.ns_client_id = client_id
+        kernel.spm.ns_agent.ns_client_id = client.client_id
         kernel.backend.enter_ns()
+        watchdog = self._watchdog
+        if watchdog is not None:
+            watchdog.entries += 1
         # What _secure() does, inline: this is every NS call's path.
         door = DOOR
         previous_iface = door.iface
-        previous_system = door.system
+        previous_hal = door.hal
         iface = kernel.iface
         door.iface = iface
-        door.system = self
+        door.hal = self._hal
         self._depth += 1
         try:
-            return getattr(iface, api)(*args)
+            result = getattr(iface, api)(*args)
         except SpeHalt as halt:
             self._halted(halt.record)
+        except KernelBug as bug:
+            self._broke(bug.error, str(bug))
+        except WatchdogExpired as expired:
+            self._expired(kernel, expired)
         finally:
             self._depth -= 1
             door.iface = previous_iface
-            door.system = previous_system
+            door.hal = previous_hal
+            if watchdog is not None:
+                watchdog.disarm()
+        if result.__class__ is Rejected:
+            client.last_error = result.reason
+            return int(result)
+        client.last_error = None
+        return result
 
     # ---------------------------------------------------------------- interrupts
     def tick(self, ticks: int = 1) -> None:
@@ -447,6 +746,29 @@ class System:
             for device in self._devices.values():
                 device.tick(ticks)
 
+    def _wfi(self) -> bool:
+        """Wait for an interrupt: advance platform time to the next event of an armed
+        device model whose interrupt can be taken (its line low, a source bound to it
+        enabled), and take it.  False when no device can fire: nothing would ever wake
+        the SPE."""
+        kernel = self._kernel
+        if kernel is None:
+            return False
+        by_source = kernel.spm.interrupts.by_source
+        soonest: int | None = None
+        for device in self._devices.values():
+            ticks = device.next_event()
+            if ticks is None or (soonest is not None and ticks >= soonest):
+                continue
+            irqs = by_source.get(device.irq) if isinstance(device, Timer) and device.irq else None
+            if irqs and any(irq.enabled and not irq.line for irq in irqs):
+                soonest = ticks
+        if soonest is None:
+            return False
+        for device in list(self._devices.values()):
+            device.tick(soonest)
+        return True
+
     def device(self, name: str) -> Timer | Uart:
         """The device model behind a named peripheral in the current boot."""
         try:
@@ -456,7 +778,7 @@ class System:
 
     def _device_line(self, source: str, level: bool) -> None:
         kernel = self._kernel
-        if kernel is not None and source in kernel.spm.irq_by_source:
+        if kernel is not None and source in kernel.spm.interrupts.by_source:
             self._drive(source, level)
 
     def assert_irq(self, source: str | int) -> None:
@@ -467,19 +789,19 @@ class System:
 
     def _drive(self, source: str | int, level: bool) -> None:
         kernel = self._running_kernel()
-        spm = kernel.spm
-        if source not in spm.irq_by_source:
-            known = ", ".join(sorted(str(s) for s in spm.irq_by_source)) or "none"
+        interrupts = kernel.spm.interrupts
+        if source not in interrupts.by_source:
+            known = ", ".join(sorted(str(s) for s in interrupts.by_source)) or "none"
             raise ConfigError(f"no partition binds interrupt source {source!r} (known: {known})")
         if self._depth:
             # From partition code: change the line; an enabled source is taken at once
             # where the running context may be preempted.
-            spm.set_line(source, level)
+            interrupts.set_line(source, level)
             kernel.backend.preempt()
             return
         kernel.backend.enter_ns()
         with self._secure(kernel):
-            spm.set_line(source, level)
+            interrupts.set_line(source, level)
             kernel.backend.preempt()
 
 
@@ -495,6 +817,7 @@ def load(
     counters: bool = True,
     tracer: Tracer | None = None,
     platform: str | Path | None = None,
+    watchdog: float | None = None,
 ) -> System:
     """Load manifests into a :class:`System` (contract section 2)."""
     manifest = load_system_manifest(
@@ -508,4 +831,5 @@ def load(
         counters=counters,
         tracer=tracer,
         platform=platform,
+        watchdog=watchdog,
     )

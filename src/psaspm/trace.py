@@ -16,10 +16,16 @@ What the file holds (one process, one track per thread):
   panics as instant events) and one track per interrupt source
   (``IRQ <source>``: a slice for each interrupt taken);
 - a slice for each PSA API call, on the track of the thread that made it;
-  a call that blocks lasts until the thread runs again;
-- a slice for each service invocation (``serve ...``): under the IPC backend
-  from ``psa_get`` to the end of ``psa_reply``, under the SFN backend from the
-  delivery of the message to the reply made on the service function's return;
+  a call that blocks lasts until the thread runs again; a client call names
+  the handle (or SID) it was given and the service its message reached, and
+  a call the SPM rejected carries the rejection's ``reason``;
+- a slice for each service invocation (``serve <service>``): under the IPC
+  backend from ``psa_get`` to the end of ``psa_reply``, under the SFN backend
+  from the delivery of the message to the reply made on the service
+  function's return;
+- at isolation levels 2 and 3, an instant event for each SVC entry, on the
+  calling thread inside its API slice, and one for each isolation boundary
+  switch, on ``SPM``;
 - flow arrows from a client's ``psa_call``/``psa_connect``/``psa_close`` to the
   service invocation its message starts, and from the reply back to the
   client's call; and from an interrupt to the ``psa_wait`` that returned its
@@ -46,10 +52,16 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
+
+from psaspm.kernel.api import NAMES
+from psaspm.kernel.contract import Rejected
 
 # APIs whose return delivers a reply to the thread that called them.
 _CLIENT_APIS = frozenset({"psa_call", "psa_connect", "psa_close"})
+# APIs whose first argument names a connection or service (call_enter's target).
+_TARGET_APIS = _CLIENT_APIS | {"agent_psa_call", "agent_psa_connect", "agent_psa_close"}
+_CONNECT_APIS = frozenset({"psa_connect", "agent_psa_connect"})  # their target is a SID
 _PID = 1
 _SORT_NS = 0
 _SORT_PARTITIONS = 10
@@ -61,11 +73,15 @@ _ENTER = 0  # (kind, thread, api, ns)
 _EXIT = 1  # (kind, thread, api, int result, ns): the API returned an int (or bool)
 _EXIT_OBJ = 2  # (kind, thread, api, handle or _NO_HANDLE, ns): it returned something else
 _SWITCH = 3  # (kind, from_thread, to_thread, ns)
-_MESSAGE = 4  # (kind, client, service, handle, type, ns)
+_MESSAGE = 4  # (kind, client, partition, service, handle, type, ns)
 _REPLY = 5  # (kind, service, client, handle, status, ns)
 _INTERRUPT = 6  # (kind, source, partition, handling, where, signal or None, ns)
 _PANIC = 7  # (kind, partition, api, reason, ns)
 _END = 8  # (kind, ns): to_json() ended every open slice here
+_CALL_ENTER = 9  # (kind, thread, api, target: int or its repr, ns)
+_REJECTED = 10  # (kind, thread, api, int status, reason, ns): the SPM rejected the call
+_SVC = 11  # (kind, thread, number, ns)
+_BOUNDARY = 12  # (kind, from_thread, to_thread, ns)
 
 _NO_HANDLE = object()  # an API result without a ``handle`` attribute
 
@@ -119,9 +135,12 @@ class ChromeTrace:
     # The callbacks are closures made in __init__ (no attribute lookups per
     # call): each appends one tuple and reads the clock once; nothing else.
     api_enter: Callable[[str, str], None]
+    call_enter: Callable[[str, str, object], None]
     api_exit: Callable[[str, str, object], None]
+    svc: Callable[[str, int], None]
     switch: Callable[[str, str], None]
-    message: Callable[[str, str, int, int], None]
+    boundary: Callable[[str, str], None]
+    message: Callable[[str, str, str, int, int], None]
     reply: Callable[[str, str, int, int], None]
     interrupt: Callable[[str, str, str, str], None]
     panic: Callable[[str, str, str], None]
@@ -133,19 +152,39 @@ class ChromeTrace:
         def api_enter(thread: str, api: str) -> None:
             append((_ENTER, thread, api, clock()))
 
+        def call_enter(thread: str, api: str, target: object) -> None:
+            # A caller's handle or SID is an int; anything else (a caller's mistake)
+            # is kept as a short repr, not as the object.
+            if target.__class__ is not int:
+                target = f"{target!r:.40}"
+            append((_CALL_ENTER, thread, api, target, clock()))
+
         def api_exit(thread: str, api: str, result: object) -> None:
             # Ints (statuses, signals, sizes) as they are; of anything else only
             # its handle (psa_get's psa_msg_t): a psa_read's bytes are not kept.
-            if isinstance(result, int):
+            # Only a rejected call (a Rejected status) pays for keeping its reason.
+            cls = result.__class__
+            if cls is int:
+                append((_EXIT, thread, api, result, clock()))
+            elif cls is Rejected:
+                rejected = cast(Rejected, result)
+                append((_REJECTED, thread, api, int(rejected), rejected.reason, clock()))
+            elif isinstance(result, int):
                 append((_EXIT, thread, api, result, clock()))
             else:
                 append((_EXIT_OBJ, thread, api, getattr(result, "handle", _NO_HANDLE), clock()))
 
+        def svc(thread: str, number: int) -> None:
+            append((_SVC, thread, number, clock()))
+
         def switch(from_thread: str, to_thread: str) -> None:
             append((_SWITCH, from_thread, to_thread, clock()))
 
-        def message(client: str, service: str, handle: int, type: int) -> None:
-            append((_MESSAGE, client, service, handle, type, clock()))
+        def boundary(from_thread: str, to_thread: str) -> None:
+            append((_BOUNDARY, from_thread, to_thread, clock()))
+
+        def message(client: str, partition: str, service: str, handle: int, type: int) -> None:
+            append((_MESSAGE, client, partition, service, handle, type, clock()))
 
         def reply(service: str, client: str, handle: int, status: int) -> None:
             append((_REPLY, service, client, handle, status, clock()))
@@ -158,8 +197,11 @@ class ChromeTrace:
             append((_PANIC, partition, api, reason, clock()))
 
         self.api_enter = api_enter
+        self.call_enter = call_enter
         self.api_exit = api_exit
+        self.svc = svc
         self.switch = switch
+        self.boundary = boundary
         self.message = message
         self.reply = reply
         self.interrupt = interrupt
@@ -197,16 +239,30 @@ class _Slice:
 class _Message:
     """A delivered message: where its flow starts, and its service slice once served."""
 
-    __slots__ = ("client", "flow_at", "kind", "service", "serving", "sfn_flow_at", "sfn_start")
+    __slots__ = (
+        "client",
+        "flow_at",
+        "partition",
+        "service",
+        "serving",
+        "sfn_flow_at",
+        "sfn_start",
+        "type",
+    )
 
-    def __init__(self, client: str, service: str, kind: str, flow_at: int) -> None:
+    def __init__(self, client: str, partition: str, service: str, type: int, flow_at: int) -> None:
         self.client = client
+        self.partition = partition  # the service's partition: its track
         self.service = service
-        self.kind = kind
+        self.type = type
         self.flow_at = flow_at  # the "s" end of the arrow, inside the client's call
         self.sfn_start = 0  # where the slice starts if the service runs at once (SFN)
         self.sfn_flow_at = 0
         self.serving: _Slice | None = None  # the open slice, once psa_get took it (IPC)
+
+    def slice_args(self, **more: Any) -> dict[str, Any]:
+        """The service slice's args: who asked, and what kind of message it is."""
+        return {"client": self.client, "kind": _kind(self.type), "type": self.type, **more}
 
 
 def _kind(type: int) -> str:
@@ -214,7 +270,13 @@ def _kind(type: int) -> str:
         return "CONNECT"
     if type == -2:
         return "DISCONNECT"
-    return f"call type {type}"
+    return "call"
+
+
+def _target(api: str, target: object) -> dict[str, Any]:
+    """A client call's slice args for the handle or SID it was given."""
+    text = f"{target:#x}" if isinstance(target, int) else target
+    return {"sid": text} if api in _CONNECT_APIS else {"handle": text}
 
 
 def _us(ns: int) -> float:
@@ -253,18 +315,33 @@ class _Export:
             if kind == _END:  # its time first: an interrupt slice still open ends after it
                 self._close_all(self._now(), "end of trace")
                 continue
-            self._settle()  # any other event ends the interrupt slice before it
+            if kind != _BOUNDARY:
+                self._settle()  # any other event ends the interrupt slice before it
             if kind == _ENTER:
                 self._open(record[2], "psa", record[1], self._now())
+            elif kind == _CALL_ENTER:
+                self._open(record[2], "psa", record[1], self._now(), **_target(*record[2:4]))
             elif kind == _EXIT:
                 self._api_exit(record[1], record[2], record[3], _NO_HANDLE)
+            elif kind == _REJECTED:
+                self._api_exit(record[1], record[2], record[3], _NO_HANDLE, record[4])
             elif kind == _EXIT_OBJ:
                 self._api_exit(record[1], record[2], None, record[3])
+            elif kind == _SVC:
+                number = record[2]
+                args = {"number": f"{number:#04x}", "api": NAMES[number]}
+                self._emit("i", "SVC", "svc", record[1], self._now(), s="t", args=args)
             elif kind == _SWITCH:
                 name = f"{record[1]} -> {record[2]}"
                 self._emit("i", name, "schedule", "SPM", self._now(), s="t")
+            elif kind == _BOUNDARY:
+                name = f"boundary {record[1]} -> {record[2]}"
+                self._emit("i", name, "boundary", "SPM", self._now(), s="t")
+                irq = self._irq
+                if irq is not None and irq.args["partition"] == record[1]:
+                    self._settle()  # a FLIH's switch back out of its owner's boundary ends it
             elif kind == _MESSAGE:
-                self._message(*record[1:5])
+                self._message(*record[1:6])
             elif kind == _REPLY:
                 self._reply(*record[1:5])
             elif kind == _INTERRUPT:
@@ -351,7 +428,9 @@ class _Export:
             self._pop(irq.track, irq, self._now())
 
     # ------------------------------------------------------------ one record each
-    def _api_exit(self, thread: str, api: str, result: int | None, handle: object) -> None:
+    def _api_exit(
+        self, thread: str, api: str, result: int | None, handle: object, reason: str | None = None
+    ) -> None:
         stack = self._stacks.get(thread)
         if not stack:
             return
@@ -363,6 +442,8 @@ class _Export:
                 self._flow("reply", (track, at), (thread, self._now()))
             if result is not None:
                 piece.args["status"] = result
+                if api == "psa_connect" and result > 0:
+                    piece.args["handle"] = f"{result:#x}"
         elif api == "psa_wait" and result is not None:
             piece.args["signals"] = f"{result:#x}"
             pending = self._wakes.get(thread)
@@ -378,24 +459,32 @@ class _Export:
             piece.args["handle"] = f"{handle:#x}"
         elif result is not None and not isinstance(result, bool):
             piece.args["result"] = result
+        if reason is not None:
+            piece.args["reason"] = reason
         self._pop(thread, piece, self._now())
         if api == "psa_get":
             message = self._messages.get(handle) if isinstance(handle, int) else None
             if message is not None:
                 start = self._now()
                 message.serving = self._open(
-                    f"serve {message.kind}", "service", thread, start, client=message.client
+                    f"serve {message.service}", "service", thread, start, **message.slice_args()
                 )
                 self._flow("message", (message.client, message.flow_at), (thread, self._now()))
         elif api == "psa_reply":
             for serving in self._closing.pop(thread, []):
                 self._pop(thread, serving, self._now())
 
-    def _message(self, client: str, service: str, handle: int, type: int) -> None:
-        message = _Message(client, service, _kind(type), self._now())
+    def _message(self, client: str, partition: str, service: str, handle: int, type: int) -> None:
+        message = _Message(client, partition, service, type, self._now())
         message.sfn_start = self._now()
         message.sfn_flow_at = self._now()
         self._messages[handle] = message
+        # The client's call that sent it (if it is the call running) names the service.
+        stack = self._stacks.get(client)
+        if stack:
+            call = stack[-1]
+            if call.cat == "psa" and call.name in _TARGET_APIS:
+                call.args["service"] = service
 
     def _reply(self, service: str, client: str, handle: int, status: int) -> None:
         message = self._messages.pop(handle, None)
@@ -408,16 +497,17 @@ class _Export:
             self._closing.setdefault(service, []).append(message.serving)
             return
         # SFN: the service function ran inside the client's call and has returned.
-        self._track(service)
+        track = message.partition
+        self._track(track)
         piece = _Slice(
-            f"serve {message.kind}",
+            f"serve {message.service}",
             "service",
-            service,
+            track,
             message.sfn_start,
-            {"client": client, "status": status},
+            message.slice_args(status=status),
         )
         self._end(piece, self._now())
-        self._flow("message", (client, message.flow_at), (service, message.sfn_flow_at))
+        self._flow("message", (client, message.flow_at), (track, message.sfn_flow_at))
 
     def _interrupt(
         self, source: str, partition: str, handling: str, where: str, signal: int | None

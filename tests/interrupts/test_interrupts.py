@@ -78,23 +78,21 @@ def test_sources_start_disabled(
     assert partitions.LOG[0] == "flih"
 
 
-def test_shared_source_reaches_both_partitions(shared_dir: Path, partitions: ModuleType) -> None:
-    """Both tf-m-tests partitions bind TFM_TIMER0_IRQ; each enabled owner takes the interrupt."""
+def test_one_source_cannot_have_two_owners(shared_dir: Path, partitions: ModuleType) -> None:
+    """Both tf-m-tests partitions bind TFM_TIMER0_IRQ: loaded together they are refused, naming
+    both partitions and the source (stricter than TF-M's tool, which accepts it)."""
     base = shared_dir / "tfm-manifests" / IRQ_DIR
-    system = psaspm.load(
-        [
-            base / "tfm_slih_test_service/tfm_slih_test_service.yaml",
-            base / "tfm_flih_test_service/tfm_flih_test_service.yaml",
-        ],
-        code={"TFM_SP_SLIH_TEST": irq_partitions, "TFM_SP_FLIH_TEST": irq_partitions},
-    )
-    system.boot()
-    ns = system.ns_client()
-    assert ns.call(system.constants["TFM_SLIH_TEST_CASE_HANDLE"]) == 0
-    assert ns.call(system.constants["TFM_FLIH_TEST_CASE_HANDLE"]) == 0
-    # The second case's interrupt also reached the SLIH partition, whose source stayed enabled.
-    assert partitions.LOG.count("stray") == 1
-    assert system.stats["interrupts"] == 3
+    with pytest.raises(psaspm.ManifestError) as caught:
+        psaspm.load(
+            [
+                base / "tfm_slih_test_service/tfm_slih_test_service.yaml",
+                base / "tfm_flih_test_service/tfm_flih_test_service.yaml",
+            ],
+            code={"TFM_SP_SLIH_TEST": irq_partitions, "TFM_SP_FLIH_TEST": irq_partitions},
+        )
+    message = str(caught.value)
+    assert "partition TFM_SP_FLIH_TEST: irqs[0].source" in message
+    assert "TFM_TIMER0_IRQ is already bound by partition TFM_SP_SLIH_TEST" in message
 
 
 def test_unknown_source_is_a_clear_error(shared_dir: Path, partitions: ModuleType) -> None:

@@ -241,7 +241,24 @@ def test_reset_of_a_running_system(config: Config, spe: Spe) -> None:
     ns.connect(ECHO_SID, 1)
     system.reset()
     assert system.stats["connections_in_use"] == 0
-    assert system.stats["messages"] == 0
+
+
+def test_counters_span_resets(config: Config, spe: Spe) -> None:
+    """reset() keeps the counters (a panic is still counted after the reboot) and counts
+    itself in ``resets``."""
+    system = spe.boot(config, echo("SFN"), sfn_service("psa_panic()"))
+    ns = system.ns_client()
+    ns.connect(ECHO_SID, 1)
+    with pytest.raises(Panic):
+        ns.call(system.constants["SVC_HANDLE"])
+    before = system.stats
+    assert before["panics"] == 1 and before["resets"] == 0
+    system.reset()
+    after = system.stats
+    assert after["panics"] == 1 and after["resets"] == 1
+    assert after["messages"] >= before["messages"] and after["psa_calls"] == before["psa_calls"]
+    system.reset()
+    assert system.stats["resets"] == 2
 
 
 # ---------------------------------------------------------------- Python exceptions
@@ -294,3 +311,39 @@ def test_panic_record_fields(config: Config, spe: Spe) -> None:
     assert system.panic == info.value.record
     assert isinstance(system.panic.reason, str) and system.panic.reason
     assert str(info.value).startswith("TFM_SP_SVC: psa_write")
+
+
+def test_panic_names_the_partition_function_and_keeps_its_frames(config: Config, spe: Spe) -> None:
+    """A partition's exception is recorded against the partition function that was entered,
+    with a traceback of partition code's own files and lines, psaspm's frames trimmed."""
+    body = """
+    def deeper():
+        return {}["missing"]
+    return deeper()
+    """
+    system = spe.boot(config, sfn_service(body))
+    with pytest.raises(Panic) as info:
+        system.ns_client().call(system.constants["SVC_HANDLE"])
+    record = info.value.record
+    assert record.api == "svc_sfn"
+    assert record.traceback is not None
+    assert "in svc_sfn" in record.traceback and "in deeper" in record.traceback
+    assert "tfm_sp_svc.py" in record.traceback.lower()
+    assert "psaspm/kernel" not in record.traceback and "sprt.py" not in record.traceback
+    assert record.traceback.rstrip().endswith("KeyError: 'missing'")
+
+
+def test_ipc_panic_names_the_entry_point(ipc_config: Config, spe: Spe) -> None:
+    """Under IPC an IPC-model partition's exception names its entry point function."""
+    part = ipc_partition(
+        "TFM_SP_W",
+        """
+        msg = psa_get(psa_wait(PSA_WAIT_ANY, PSA_BLOCK))
+        raise ValueError("bad")
+        """,
+        [service("W", 0x2000, connection_based=False)],
+    )
+    system = spe.boot(ipc_config, part)
+    with pytest.raises(Panic) as info:
+        system.ns_client().call(system.constants["W_HANDLE"])
+    assert info.value.record.api == "main"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import psaspm
-from psaspm.kernel.backends import IpcBackend, blocked
+from psaspm.kernel.ipc import IpcBackend
+from psaspm.kernel.runtime import blocked
 from psaspm.runner import load_script
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"

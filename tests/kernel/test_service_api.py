@@ -9,6 +9,8 @@ from psaspm.psa import (
     PSA_ERROR_CONNECTION_BUSY,
     PSA_ERROR_CONNECTION_REFUSED,
     PSA_ERROR_PROGRAMMER_ERROR,
+    PSA_IPC_CONNECT,
+    PSA_IPC_DISCONNECT,
     PSA_LIFECYCLE_UNKNOWN,
     PSA_SUCCESS,
 )
@@ -256,8 +258,9 @@ def test_disconnect_reply_status_ignored(config: Config, spe: Spe) -> None:
     assert system.stats["connections_in_use"] == 0
 
 
-def test_programmer_error_reply_to_ns_drops_connection(config: Config, spe: Spe) -> None:
-    """A service replying PROGRAMMER_ERROR to an NS client returns -129 and drops the connection."""
+def test_programmer_error_reply_to_ns_terminates_connection(config: Config, spe: Spe) -> None:
+    """A service replying PROGRAMMER_ERROR to an NS client returns -129, then receives a
+    DISCONNECT for that connection; later calls and the close never reach it."""
     body = """
     log.append(msg.type)
     return PSA_ERROR_PROGRAMMER_ERROR if msg.type == 1 else PSA_SUCCESS
@@ -267,10 +270,38 @@ def test_programmer_error_reply_to_ns_drops_connection(config: Config, spe: Spe)
     handle = ns.connect(SVC_SID, 1)
     assert ns.call(handle, 0) == PSA_SUCCESS
     assert ns.call(handle, 1) == PSA_ERROR_PROGRAMMER_ERROR
+    assert spe.log == [PSA_IPC_CONNECT, 0, 1, PSA_IPC_DISCONNECT]
     assert system.state == "running"
     assert system.stats["connections_in_use"] == 0
     assert ns.call(handle, 0) == PSA_ERROR_PROGRAMMER_ERROR  # the handle is gone
-    assert spe.log == [-1, 0, 1]
+    ns.close(handle)  # silently
+    assert spe.log == [PSA_IPC_CONNECT, 0, 1, PSA_IPC_DISCONNECT]
+
+
+def test_terminated_connection_frees_its_slot_for_others(config: Config, spe: Spe) -> None:
+    """After the DISCONNECT of a terminated connection the slot is free again and other
+    connections work as before (the pool holds one slot here)."""
+    body = "return PSA_ERROR_PROGRAMMER_ERROR if msg.type == 1 else PSA_SUCCESS"
+    system = spe.boot(config, sfn_service(body, connection_based=True), max_connections=1)
+    ns = system.ns_client()
+    first = ns.connect(SVC_SID, 1)
+    assert ns.call(first, 1) == PSA_ERROR_PROGRAMMER_ERROR
+    second = ns.connect(SVC_SID, 1)
+    assert second > 0
+    assert ns.call(second, 0) == PSA_SUCCESS
+
+
+def test_stateless_programmer_error_reply_delivers_no_disconnect(config: Config, spe: Spe) -> None:
+    """A stateless service replying PROGRAMMER_ERROR has no connection to end: no DISCONNECT."""
+    body = """
+    log.append(msg.type)
+    return PSA_ERROR_PROGRAMMER_ERROR
+    """
+    system = spe.boot(config, sfn_service(body))
+    ns = system.ns_client()
+    assert ns.call(system.constants["SVC_HANDLE"], 3) == PSA_ERROR_PROGRAMMER_ERROR
+    assert spe.log == [3]
+    assert system.stats["connections_in_use"] == 0
 
 
 def test_programmer_error_reply_to_secure_client_panics_it(config: Config, spe: Spe) -> None:

@@ -18,6 +18,10 @@ UNKNOWN_DEP = "is not a service of any enabled partition (psaspm is stricter tha
 UNREGISTERED = "without registration"
 SECURE_FUNCTIONS = 'The Non-FFM attribute "secure_functions"'
 MINOR = 'Invalid attribute "minor_'
+SHARED_TIMER = (
+    "partition TFM_SP_FLIH_TEST: irqs[0].source: interrupt source TFM_TIMER0_IRQ is already "
+    "bound by partition TFM_SP_SLIH_TEST"
+)
 
 # Every corpus file -> None (loads on its own, all conditionals on) or the reasons it is
 # rejected: each problem must contain one of the fragments, and each fragment must occur.
@@ -58,10 +62,12 @@ CORPUS: dict[str, tuple[str, ...] | None] = {
     "tfm_slih_test_service.yaml": None,
     "tf-m-tests/tests_reg/test/secure_fw/suites/spm/sfn/service/sfn_backend_test_partition/"
     "sfn_backend_test_partition.yaml": None,
-    # On its own the test list lacks TF-M's partitions, which PS_TEST needs (strongly).
+    # On its own the test list lacks TF-M's partitions, which PS_TEST needs (strongly); with
+    # every conditional on, its FLIH and SLIH test partitions both bind TFM_TIMER0_IRQ.
     "tf-m-tests/tests_reg/test/secure_fw/tfm_test_manifest_list.yaml": (
         "TFM_SP_PS_TEST: dependencies[0]: TFM_CRYPTO " + UNKNOWN_DEP,
         "TFM_SP_PS_TEST: dependencies[1]: TFM_INTERNAL_TRUSTED_STORAGE_SERVICE " + UNKNOWN_DEP,
+        SHARED_TIMER,
     ),
     "trusted-firmware-m/platform/ext/target/arm/rse/automotive_rd/css-aspen/manifest/"
     "ns_agent_mailbox.yaml": ('"ns_agent" is used by "TFM_NS_MAILBOX_AGENT" ' + UNREGISTERED,),
@@ -307,11 +313,22 @@ def test_tfm_default_list_sfn_isolation_1_keeps_the_ipc_mailbox_agent(
     _check_tfm_default(system)
 
 
+def test_flih_and_slih_test_partitions_cannot_share_their_timer(
+    tfm_list: Path, tests_list: Path, all_on: AllOn
+) -> None:
+    """tf-m-tests' FLIH and SLIH test partitions both bind TFM_TIMER0_IRQ: enabled together they
+    are rejected, naming both partitions and the source (TF-M's tool does not check it)."""
+    with pytest.raises(ManifestError) as caught:
+        load_system_manifest([tfm_list, tests_list], config=all_on(tfm_list, tests_list))
+    assert any(SHARED_TIMER in problem for problem in caught.value.problems)
+
+
 def test_tfm_list_with_tests_list_under_ipc(
     tfm_list: Path, tests_list: Path, all_on: AllOn
 ) -> None:
-    """TF-M's list plus tf-m-tests' list (SLIH and FLIH sharing TFM_TIMER0_IRQ) loads under IPC."""
-    system = load_system_manifest([tfm_list, tests_list], config=all_on(tfm_list, tests_list))
+    """TF-M's list plus tf-m-tests' list (the SLIH test, FLIH off) loads under IPC."""
+    config = all_on(tfm_list, tests_list) | {"TFM_PARTITION_FLIH_TEST": "OFF"}
+    system = load_system_manifest([tfm_list, tests_list], config=config)
     parts = _by_name(system)
     assert [p.pid for p in system.partitions][7:] == [
         3002,
@@ -320,17 +337,17 @@ def test_tfm_list_with_tests_list_under_ipc(
         3005,
         3006,
         3008,
-        3009,
         3010,
         3011,
     ]
+    assert "TFM_SP_FLIH_TEST" in system.disabled_partitions
     # Auto stateless handles take the lowest free slots (0-5 and 29 are explicit), in order.
     handles = {s.name: s.stateless_handle for p in system.partitions for s in p.services}
     assert handles["IPC_SERVICE_TEST_STATELESS_ROT"] == 0x40000106
     assert handles["IPC_SERVICE_TEST_MMIOVEC"] == 0x40000107
     assert handles["TFM_SLIH_TEST_CASE"] == 0x40000108
-    assert handles["TFM_FLIH_TEST_CASE"] == 0x40000109
-    assert handles["SFN_TEST_STATELESS"] == 0x4000010A
+    assert "TFM_FLIH_TEST_CASE" not in handles
+    assert handles["SFN_TEST_STATELESS"] == 0x40000109
     assert handles["SFN_TEST_CONNECTION_BASED"] is None
     # IPC signals from bit 4; SFN from bit 0; dual follows the backend (IPC here).
     ipc_test = parts["TFM_SP_IPC_SERVICE_TEST"]
@@ -351,12 +368,23 @@ def test_tfm_list_with_tests_list_under_ipc(
     assert parts["TFM_SP_PS_TEST"].load_order == 0x1F04
     assert client.load_order == 0x1F06  # 1 + IPC_SERVICE 1 + SECURE_CLIENT_2 4 (weak)
     assert parts["TFM_SP_SECURE_TEST_PARTITION"].load_order == 0x7F00 + 34
-    for name in ("TFM_SP_SLIH_TEST", "TFM_SP_FLIH_TEST"):
-        assert parts[name].irqs[0].source == "TFM_TIMER0_IRQ"
-        assert parts[name].irqs[0].name == "TFM_TIMER0_IRQ_SIGNAL"
+    assert parts["TFM_SP_SLIH_TEST"].irqs[0].source == "TFM_TIMER0_IRQ"
+    assert parts["TFM_SP_SLIH_TEST"].irqs[0].name == "TFM_TIMER0_IRQ_SIGNAL"
     impl = system.config_impl
-    assert impl.connection_based_service_api and impl.flih_api and impl.slih_api
+    assert impl.connection_based_service_api and impl.slih_api and not impl.flih_api
     assert impl.mmio_region_enable
+
+
+def test_tfm_list_with_the_flih_test_instead(
+    tfm_list: Path, tests_list: Path, all_on: AllOn
+) -> None:
+    """With the SLIH test off, the FLIH test partition takes its pid, slot and the timer."""
+    config = all_on(tfm_list, tests_list) | {"TFM_PARTITION_SLIH_TEST": "OFF"}
+    system = load_system_manifest([tfm_list, tests_list], config=config)
+    flih = _by_name(system)["TFM_SP_FLIH_TEST"]
+    assert flih.pid == 3009 and flih.irqs[0].source == "TFM_TIMER0_IRQ"
+    assert flih.services[0].stateless_handle == 0x40000108
+    assert system.config_impl.flih_api
 
 
 def test_tfm_list_with_tests_list_rejects_sfn_backend(
@@ -365,7 +393,9 @@ def test_tfm_list_with_tests_list_rejects_sfn_backend(
     """The SFN backend refuses the IPC-model test partitions (pid >= 256, not NS agents)."""
     with pytest.raises(ConfigError) as caught:
         load_system_manifest(
-            [tfm_list, tests_list], backend="sfn", config=all_on(tfm_list, tests_list)
+            [tfm_list, tests_list],
+            backend="sfn",
+            config=all_on(tfm_list, tests_list) | {"TFM_PARTITION_FLIH_TEST": "OFF"},
         )
     assert not isinstance(caught.value, ManifestError)
     assert (
@@ -409,7 +439,10 @@ def test_disabled_partition_dependency_is_ignored_and_recorded(
     tfm_list: Path, tests_list: Path, all_on: AllOn
 ) -> None:
     """A strong dependency on a service whose partition a conditional disabled is recorded."""
-    config = all_on(tfm_list, tests_list) | {"TFM_PARTITION_CRYPTO": "OFF"}
+    config = all_on(tfm_list, tests_list) | {
+        "TFM_PARTITION_CRYPTO": "OFF",
+        "TFM_PARTITION_FLIH_TEST": "OFF",
+    }
     system = load_system_manifest([tfm_list, tests_list], config=config)
     parts = _by_name(system)
     assert "TFM_SP_CRYPTO" not in parts

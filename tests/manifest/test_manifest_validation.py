@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from psaspm.errors import ConfigError, ManifestError
-from psaspm.manifest import load_system_manifest
+from psaspm.manifest import constants_dict, load_system_manifest
 from psaspm.manifest.model import Handling, Model
 
 Factory = Callable[..., dict[str, Any]]
@@ -252,12 +252,33 @@ def test_version_policy_must_be_strict_or_relaxed(
 
 
 @pytest.mark.parametrize("version", [0, 256, "1"])
-def test_version_must_be_1_to_255(
+def test_stateless_version_must_be_1_to_255(
     version: object, write_json: Write, partition: Factory, service: Factory
 ) -> None:
-    """A service version is an integer 1..255 (stricter: TF-M keeps only the low 8 bits)."""
+    """A stateless service's version is an integer 1..255 (stricter: it goes into the handle,
+    where TF-M keeps only the low 8 bits)."""
+    stateless = service(version=version, connection_based=False)
+    path = write_json(partition(services=[stateless]))
+    rejected(path, "services[0].version", f"is not an integer 1..255 ({STRICTER}: the version")
+
+
+@pytest.mark.parametrize("version", [0, 0x1_0000_0000, "1", True])
+def test_connection_based_version_must_be_32_bit(
+    version: object, write_json: Write, partition: Factory, service: Factory
+) -> None:
+    """A connection-based service's version is a 32-bit value 1..0xFFFFFFFF."""
     path = write_json(partition(services=[service(version=version)]))
-    rejected(path, "services[0].version", f"is not an integer 1..255 ({STRICTER}")
+    rejected(path, "services[0].version", f"is not a 32-bit version 1..0xFFFFFFFF ({STRICTER})")
+
+
+def test_connection_based_version_may_exceed_255(
+    write_json: Write, partition: Factory, service: Factory
+) -> None:
+    """A connection-based service may have a version above 255 (FF-M's uint32_t), kept whole."""
+    path = write_json(partition(services=[service(version=0xFFFFFFFF)]))
+    system = load_system_manifest(path)
+    assert system.partitions[0].services[0].version == 0xFFFFFFFF
+    assert constants_dict(system)["TEST_SVC_VERSION"] == 0xFFFFFFFF
 
 
 def test_mm_iovec_must_be_enable_or_disable(
@@ -379,6 +400,70 @@ def test_irq_source_bound_once_per_partition(write_json: Write, partition: Facto
     """One partition may not bind the same IRQ source twice (stricter than TF-M)."""
     path = write_json(partition(irqs=[_irq(), _irq(name="IRQ_B")]))
     rejected(path, "irqs[1].source", f"'IRQ_A' is already bound by irqs[0] ({STRICTER})")
+
+
+def test_irq_source_bound_by_one_partition_only(
+    write_json: Write, partition: Factory, service: Factory
+) -> None:
+    """Two enabled partitions binding the same interrupt source are rejected, naming both
+    partitions and the source (stricter than TF-M's tool)."""
+    write_json(partition(name="SP_A", irqs=[_irq()]), "a.yaml")
+    other = partition(name="SP_B", services=[service(name="B", sid=2)], irqs=[_irq()])
+    b = write_json(other, "b.yaml")
+    listed = manifest_list(write_json, [{"manifest": "a.yaml"}, {"manifest": "b.yaml"}])
+    error = rejected(
+        listed,
+        "irqs[0].source",
+        "interrupt source IRQ_A is already bound by partition SP_A",
+        partition="SP_B",
+        file=b,
+    )
+    assert f"({STRICTER})" in str(error)
+
+
+def test_irq_source_of_a_disabled_partition_is_free(
+    write_json: Write, partition: Factory, service: Factory
+) -> None:
+    """A partition a conditional disabled binds nothing: another may take its source."""
+    write_json(partition(name="SP_A", irqs=[_irq()]), "a.yaml")
+    write_json(partition(name="SP_B", services=[service(name="B", sid=2)], irqs=[_irq()]), "b.yaml")
+    items = [{"manifest": "a.yaml", "conditional": "A"}, {"manifest": "b.yaml"}]
+    system = load_system_manifest(manifest_list(write_json, items), config={"A": "OFF"})
+    assert [p.name for p in system.partitions] == ["SP_B"]
+    assert system.disabled_partitions == ("SP_A",)
+
+
+def _sfn_services(service: Factory, count: int) -> list[dict[str, Any]]:
+    return [service(name=f"SVC_{i}", sid=0x100 + i, connection_based=False) for i in range(count)]
+
+
+def test_sfn_service_on_the_async_reply_bit_is_a_warning(
+    write_json: Write, partition: Factory, service: Factory
+) -> None:
+    """Under the IPC backend, an SFN partition's service on signal 0x4 (TF-M's ASYNC_MSG_REPLY)
+    loads with a warning naming the partition, the service and trusted-firmware-m issue #48."""
+    doc = partition(model="SFN", services=_sfn_services(service, 4))
+    del doc["entry_point"]
+    path = write_json(doc)
+    system = load_system_manifest(path, backend="ipc")
+    assert system.partitions[0].services[2].signal == 0x4
+    (warning,) = system.warnings
+    assert str(path.resolve()) in warning and "partition TEST_SP" in warning
+    assert "SVC_2" in warning and "ASYNC_MSG_REPLY" in warning
+    assert "trusted-firmware-m issue #48" in warning
+    # The SFN backend has no reply signal; an IPC-model partition's services start at bit 4.
+    assert load_system_manifest(path, backend="sfn").warnings == ()
+    ipc = write_json(partition(services=_sfn_services(service, 4)), "ipc.yaml")
+    assert load_system_manifest(ipc).warnings == ()
+
+
+def test_two_sfn_services_give_no_warning(
+    write_json: Write, partition: Factory, service: Factory
+) -> None:
+    """An SFN partition with two services uses bits 0 and 1 only: no warning."""
+    doc = partition(model="SFN", services=_sfn_services(service, 2))
+    del doc["entry_point"]
+    assert load_system_manifest(write_json(doc)).warnings == ()
 
 
 def test_irq_signal_names_unique_per_partition(write_json: Write, partition: Factory) -> None:
@@ -596,6 +681,61 @@ def test_list_entry_for_missing_file_is_reported(write_json: Write) -> None:
     message = str(caught.value)
     assert str(listed) in message and "manifest_list[0] (Gone): manifest:" in message
     assert "'gone.yaml' not found" in message
+
+
+def test_list_entry_without_manifest_names_list_index_and_field(write_json: Write) -> None:
+    """A list entry without `manifest:` is reported with the list file, the entry's index and
+    the missing field, not as "None is not a path"."""
+    listed = manifest_list(write_json, [{"description": "Nameless", "pid": 300}])
+    with pytest.raises(ManifestError) as caught:
+        load_system_manifest(listed)
+    message = str(caught.value)
+    assert message.startswith(f"{listed}: manifest_list[0] (Nameless): manifest: missing")
+    assert "None" not in message
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n\n# and another\n", "---\n"])
+def test_empty_document_is_not_a_manifest(text: str, tmp_path: Path) -> None:
+    """An empty or comment-only file is not a manifest: a ManifestError naming the file."""
+    path = tmp_path / "empty.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ManifestError) as caught:
+        load_system_manifest(path)
+    assert str(caught.value) == f"{path.resolve()}: empty document: not a manifest list or a " + (
+        "partition manifest"
+    )
+
+
+def test_empty_listed_manifest_is_rejected(write_json: Write, tmp_path: Path) -> None:
+    """A list entry naming an empty file is rejected, naming that file."""
+    (tmp_path / "blank.yaml").write_text("# nothing yet\n", encoding="utf-8")
+    listed = manifest_list(write_json, [{"manifest": "blank.yaml"}])
+    with pytest.raises(ManifestError, match=r"blank\.yaml: empty document"):
+        load_system_manifest(listed)
+
+
+def test_manifest_given_directly_and_by_its_list(write_json: Write, partition: Factory) -> None:
+    """A glob that picks up a list and the manifests it lists reports each manifest as given
+    twice (as a source and in the list), never as a partition duplicating itself."""
+    sp = write_json(partition(), "sp.yaml")
+    listed = manifest_list(write_json, [{"description": "SP", "manifest": "sp.yaml"}])
+    with pytest.raises(ManifestError) as caught:
+        load_system_manifest([listed, sp])
+    (problem,) = caught.value.problems
+    assert problem == (
+        f"{sp.resolve()}: given twice, in {listed.resolve()}: manifest_list[0] (SP) and as a "
+        "source (give a manifest list or the manifests it lists, not both)"
+    )
+
+
+def test_same_manifest_twice_is_reported_once(write_json: Write, partition: Factory) -> None:
+    """The same manifest given twice as a source is one problem naming the file."""
+    sp = write_json(partition(), "sp.yaml")
+    with pytest.raises(ManifestError) as caught:
+        load_system_manifest([sp, sp])
+    assert caught.value.problems == (
+        f"{sp.resolve()}: given twice as a source (give each manifest once)",
+    )
 
 
 def test_undefined_conditional_names_the_flag(write_json: Write, partition: Factory) -> None:

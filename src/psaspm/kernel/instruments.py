@@ -22,7 +22,7 @@ COUNTER_NAMES = (
 
 
 class Counters:
-    """``system.stats``: counters since boot (contract section 8)."""
+    """``system.stats``: counters since the first boot, across resets (contract section 8)."""
 
     __slots__ = (
         "boundary_switches",
@@ -31,6 +31,7 @@ class Counters:
         "messages",
         "panics",
         "psa_calls",
+        "resets",
         "svc_entries",
     )
 
@@ -42,18 +43,36 @@ class Counters:
         self.boundary_switches = 0
         self.interrupts = 0
         self.panics = 0
+        self.resets = 0  # system.reset() calls
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in sorted(self.__slots__)}
 
 
 class Tracer(Protocol):
-    """What a trace writer receives.  Thread names are partition names or ``"NS"``."""
+    """What a trace writer receives.  Thread names are partition names or ``"NS"``.
+
+    - ``api_enter``/``api_exit``: a PSA API call's entry and its result (a
+      rejected client call's status is a ``contract.Rejected``, with its reason);
+      a client call (``psa_connect``/``psa_call``/``psa_close`` and the mailbox
+      agent's) enters by ``call_enter`` instead, with the handle or SID it names.
+    - ``svc``: an SVC entry (isolation levels 2 and 3), right after the entry.
+    - ``switch``: a context switch; ``boundary``: an isolation boundary switch
+      (one with a context switch between boundaries, two around a FLIH run in
+      another boundary: in and back).
+    - ``message``: a message delivered to ``service`` of ``partition``
+      (``handle`` is the connection's); ``reply``: a reply to it.
+    """
 
     def api_enter(self, thread: str, api: str) -> None: ...
+    def call_enter(self, thread: str, api: str, target: object) -> None: ...
     def api_exit(self, thread: str, api: str, result: object) -> None: ...
+    def svc(self, thread: str, number: int) -> None: ...
     def switch(self, from_thread: str, to_thread: str) -> None: ...
-    def message(self, client: str, service: str, handle: int, type: int) -> None: ...
+    def boundary(self, from_thread: str, to_thread: str) -> None: ...
+    def message(
+        self, client: str, partition: str, service: str, handle: int, type: int
+    ) -> None: ...
     def reply(self, service: str, client: str, handle: int, status: int) -> None: ...
     def interrupt(self, source: str, partition: str, handling: str, where: str) -> None: ...
     def panic(self, partition: str, api: str, reason: str) -> None: ...
@@ -68,14 +87,23 @@ class EventLog:
     def api_enter(self, thread: str, api: str) -> None:
         self.events.append(("enter", thread, api))
 
+    def call_enter(self, thread: str, api: str, target: object) -> None:
+        self.events.append(("enter", thread, api))
+
     def api_exit(self, thread: str, api: str, result: object) -> None:
         self.events.append(("exit", thread, api))
+
+    def svc(self, thread: str, number: int) -> None:
+        self.events.append(("svc", thread, number))
 
     def switch(self, from_thread: str, to_thread: str) -> None:
         self.events.append(("switch", from_thread, to_thread))
 
-    def message(self, client: str, service: str, handle: int, type: int) -> None:
-        self.events.append(("message", client, service, type))
+    def boundary(self, from_thread: str, to_thread: str) -> None:
+        self.events.append(("boundary", from_thread, to_thread))
+
+    def message(self, client: str, partition: str, service: str, handle: int, type: int) -> None:
+        self.events.append(("message", client, partition, service, type))
 
     def reply(self, service: str, client: str, handle: int, status: int) -> None:
         self.events.append(("reply", service, client, status))

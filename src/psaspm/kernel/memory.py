@@ -134,19 +134,36 @@ def span(addr: int | Ptr, size: int | None) -> tuple[int, int]:
 
 
 class MemoryFault(Exception):
-    """An access the accessor's boundary forbids (the modelled MemManage fault)."""
+    """An access the accessor's boundary forbids (the modelled MemManage fault), or one
+    the bus refuses (``fault == "BusFault"``: an unaligned or byte access to registers)."""
 
-    def __init__(self, subject: Subject, addr: int, size: int, write: bool, why: str) -> None:
+    def __init__(
+        self,
+        subject: Subject,
+        addr: int,
+        size: int,
+        write: bool,
+        why: str,
+        fault: str = "MemManage",
+    ) -> None:
         kind = "write" if write else "read"
         super().__init__(f"{kind} of {size} bytes at {addr:#010x} by {subject.name}: {why}")
         self.addr = addr
+        self.fault = fault
+
+
+def _bus_fault(subject: Subject, addr: int, size: int, write: bool, why: str) -> MemoryFault:
+    return MemoryFault(subject, addr, size, write, why, "BusFault")
 
 
 class AddressSpace:
+    """One boot's memory map, its access policy, and accesses made under that policy."""
+
     def __init__(self, domain_of: Callable[[str], int]) -> None:
         self.regions: list[Region] = []
         self._bases: list[int] = []
         self._domain_of = domain_of  # partition name -> boundary word
+        self.private: dict[str, Region] = {}  # partition name -> its private data
 
     def add(self, region: Region) -> Region:
         index = bisect.bisect(self._bases, region.base)
@@ -172,6 +189,50 @@ class AddressSpace:
 
     def allocate(self, region: Region, size: int) -> Ptr:
         return allocate(region, size)
+
+    def allocate_private(self, owner: str, size: int) -> Ptr:
+        """``size`` bytes of ``owner``'s private data (never freed)."""
+        region = self.private.get(owner)
+        if region is None:
+            raise RuntimeError("only a secure partition has private data to allocate from")
+        return allocate(region, size)
+
+    # ------------------------------------------------------------ accesses
+    # Accesses made by ``subject`` under the policy below; a forbidden one raises
+    # MemoryFault (the caller turns it into the modelled fault of the running code).
+    def read(self, subject: Subject, addr: int, size: int) -> bytes:
+        region = self.check(subject, addr, size, write=False)
+        if region.device is not None:
+            raise _bus_fault(subject, addr, size, False, "device registers need 32-bit accesses")
+        offset = addr - region.base
+        return bytes(region.data[offset : offset + size])
+
+    def write(self, subject: Subject, addr: int, data: bytes | bytearray | memoryview) -> None:
+        size = memoryview(data).nbytes
+        region = self.check(subject, addr, size, write=True)
+        if region.device is not None:
+            raise _bus_fault(subject, addr, size, True, "device registers need 32-bit accesses")
+        offset = addr - region.base
+        region.data[offset : offset + size] = data
+
+    def read32(self, subject: Subject, addr: int) -> int:
+        region = self.check(subject, addr, 4, write=False)
+        if addr & 3:
+            raise _bus_fault(subject, addr, 4, False, "unaligned 32-bit read")
+        if region.device is not None:
+            return region.device.read32(addr - region.base) & 0xFFFFFFFF
+        offset = addr - region.base
+        return int.from_bytes(region.data[offset : offset + 4], "little")
+
+    def write32(self, subject: Subject, addr: int, value: int) -> None:
+        region = self.check(subject, addr, 4, write=True)
+        if addr & 3:
+            raise _bus_fault(subject, addr, 4, True, "unaligned 32-bit write")
+        if region.device is not None:
+            region.device.write32(addr - region.base, value & 0xFFFFFFFF)
+        else:
+            offset = addr - region.base
+            region.data[offset : offset + 4] = (value & 0xFFFFFFFF).to_bytes(4, "little")
 
     # ------------------------------------------------------------ policy
     def check(self, subject: Subject, addr: int, size: int, write: bool) -> Region:

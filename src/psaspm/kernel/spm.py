@@ -2,19 +2,27 @@
 
 ``client_*`` functions act for the partition (or NS agent) calling a service;
 ``partition_*`` functions act for a partition serving messages or handling its
-signals.  They return PSA statuses, or ``NEED_SCHEDULE`` when the caller must
-block; the interface layer turns programmer-error statuses into panics for
-secure callers (TF-M's ``spm_handle_programmer_errors``).  Errors that FF-M
-makes fatal (a partition misusing the service API) halt the SPE through
+signals; ``agent_*`` functions act for a mailbox NS agent on behalf of one of
+its NS clients.  They return PSA statuses (a :class:`Rejected` status, which
+carries why, for a call the SPM refused), or ``NEED_SCHEDULE`` when the caller
+must block; the interface layer turns programmer-error statuses into panics
+for secure callers (TF-M's ``spm_handle_programmer_errors``).  Errors that
+FF-M makes fatal (a partition misusing the service API) halt the SPE through
 :meth:`Spm.fault`.  Every check runs before any state changes, so a rejected
 call has no partial effect.
+
+The interrupt sources and their APIs are :mod:`psaspm.kernel.interrupts`; the
+memory model is :mod:`psaspm.kernel.memory`.  Backends reach this class only
+through :class:`~psaspm.kernel.contract.SpmPort`.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from psaspm.consts import (
@@ -24,8 +32,6 @@ from psaspm.consts import (
     PSA_ERROR_CONNECTION_BUSY,
     PSA_ERROR_CONNECTION_REFUSED,
     PSA_ERROR_PROGRAMMER_ERROR,
-    PSA_FLIH_NO_SIGNAL,
-    PSA_FLIH_SIGNAL,
     PSA_FRAMEWORK_VERSION,
     PSA_IPC_CALL,
     PSA_IPC_CONNECT,
@@ -37,48 +43,67 @@ from psaspm.consts import (
     STATIC_HANDLE_NUM_LIMIT,
 )
 from psaspm.errors import PanicRecord
-from psaspm.kernel.memory import AddressSpace, MemoryFault, Ptr, Region, boundary_need_switch
+from psaspm.kernel.contract import (
+    NEED_SCHEDULE,
+    Backend,
+    Inside,
+    Preempted,
+    Rejected,
+    SpeHalt,
+    WatchdogExpired,
+)
+from psaspm.kernel.interrupts import Interrupts
+from psaspm.kernel.memory import AddressSpace, MemoryFault, Ptr
 from psaspm.kernel.objects import (
     MM_ACCESSED,
     MM_MAPPED,
     MM_UNMAPPED,
     Buffer,
-    Connection,
-    ConnectionPool,
     ConnStatus,
     InVec,
     OutVec,
     PsaMsg,
 )
+from psaspm.kernel.runtime import Connection, ConnectionPool, PartitionRuntime, ServiceRuntime
 
 if TYPE_CHECKING:
-    from psaspm.kernel.backends import Backend
     from psaspm.kernel.instruments import Counters, Tracer
-    from psaspm.kernel.partition import IrqRuntime, PartitionRuntime, ServiceRuntime
 
-NEED_SCHEDULE = -254  # TF-M's STATUS_NEED_SCHEDULE: the caller blocks; its result comes later
 _STATIC_BIT = 1 << 30
 # Bits a stateless handle may have: indicator, version byte and the 5-bit index.
 _STATIC_VALID = _STATIC_BIT | 0xFF00 | 0x1F
 _CALL_TYPE_MAX = 0x7FFF  # types travel as int16 in TF-M's control word
 _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1
+# psa_wait calls in a row returning a waiting message that psa_get never takes: stuck.
+STUCK_WAITS = 10_000
 
 
-class SpeHalt(BaseException):
-    """Unwinds secure code after a panic; becomes :class:`psaspm.Panic` at the NS boundary.
-
-    A ``BaseException`` so that partition code's ``except Exception`` cannot
-    swallow the halt.
-    """
-
-    def __init__(self, record: PanicRecord) -> None:
-        super().__init__(str(record))
-        self.record = record
+_PSASPM = str(Path(__file__).resolve().parents[1]) + os.sep  # psaspm's own source files
 
 
-def _one_bit(value: int) -> bool:
-    return value > 0 and value & (value - 1) == 0
+def partition_traceback(exc: BaseException) -> tuple[str | None, str]:
+    """The outermost partition-code function in ``exc``'s traceback, and the traceback
+    text with only partition code's frames (all frames if none is outside psaspm, as
+    for psaspm's own agents)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if not f.filename.startswith(_PSASPM)]
+    shown = own or list(frames)
+    text = "Traceback (most recent call last):\n" + "".join(
+        traceback.format_list(traceback.StackSummary.from_list(shown))
+    )
+    text += "".join(traceback.format_exception_only(type(exc), exc))
+    return (own[0].name if own else None), text
+
+
+class AgentCall:
+    """A mailbox NS agent's call on behalf of NS client ``client_id``, with its token."""
+
+    __slots__ = ("client_data", "client_id")
+
+    def __init__(self, client_id: int, client_data: Any) -> None:
+        self.client_id = client_id
+        self.client_data = client_data
 
 
 class Spm:
@@ -90,36 +115,42 @@ class Spm:
         ns_agent: PartitionRuntime,
         max_connections: int,
         lifecycle: int,
+        memory: AddressSpace,
+        counters: Counters | None,
+        tracer: Tracer | None,
+        wfi: Callable[[], bool],
     ) -> None:
-        self.partitions = list(partitions)
+        self._partitions = tuple(partitions)
         self.ns_agent = ns_agent
         self.by_pid: dict[int, PartitionRuntime] = {p.pid: p for p in partitions}
         self.by_sid: dict[int, ServiceRuntime] = {}
         self.static: list[ServiceRuntime | None] = [None] * STATIC_HANDLE_NUM_LIMIT
-        self.irq_by_source: dict[str | int, list[IrqRuntime]] = {}
         for part in partitions:
             for svc in part.services:
                 self.by_sid[svc.sid] = svc
                 slot = svc.manifest.stateless_slot
                 if slot is not None:
                     self.static[slot] = svc
-            for irq in part.irqs:
-                self.irq_by_source.setdefault(irq.source, []).append(irq)
         self.pool = ConnectionPool(max_connections)
         self.lifecycle = lifecycle
+        self.memory = memory
+        self.counters = counters
+        self.tracer = tracer
+        self._wfi = wfi  # the platform's wait for interrupt: advance time to the next event
+        # The watchdog's hand-over (psaspm.watchdog): who ran when it fired, and its limit.
+        self.watchdog_took: Callable[[], str] | None = None
+        self.watchdog_seconds = 0.0
         self.current: PartitionRuntime = ns_agent  # the running partition
-        self.backend: Backend  # set by the system builder
-        self.counters: Counters | None = None
-        self.tracer: Tracer | None = None
+        self.backend: Backend  # set once by the system builder, before boot
         self.halted: PanicRecord | None = None
         self.handler_mode = False  # True while a FLIH runs: partition code in handler mode
-        self.pending: list[IrqRuntime] = []  # enabled sources with a high line, not yet taken
-        # How the SPM was entered while it runs a PSA API: "cross" (scheduler locked but
-        # preemptable by interrupts) or "svc" (handler mode: not preemptable); "" outside.
-        self.inside = ""
-        self.taking = False  # interrupts are being taken now
-        self.memory: AddressSpace | None = None  # the modelled address space
-        self.data_regions: dict[str, Region] = {}  # partition name -> its private data
+        # How the SPM was entered while it runs a PSA API (contract.Inside's invariant).
+        self.inside = Inside.NONE
+        self.interrupts = Interrupts(self, partitions)
+
+    @property
+    def partitions(self) -> Sequence[PartitionRuntime]:
+        return self._partitions
 
     # ------------------------------------------------------------------ panics
     def halt(self, record: PanicRecord) -> NoReturn:
@@ -137,31 +168,34 @@ class Spm:
         who = partition if partition is not None else self.current
         self.halt(PanicRecord(who.name, api, reason))
 
-    def crash(self, partition: PartitionRuntime, api: str, exc: BaseException) -> NoReturn:
-        """Partition code raised a Python exception: a panic of that partition."""
-        text = "".join(traceback.format_exception(exc))
+    def crash(self, partition: PartitionRuntime, api: str, exc: Exception) -> NoReturn:
+        """Partition code raised a Python exception: a panic of that partition.
+
+        ``api`` becomes the partition function that was entered (the outermost frame
+        of partition code), and the record keeps the traceback of partition code's
+        own frames (psaspm's are trimmed).
+        """
+        entered, text = partition_traceback(exc)
         reason = f"{type(exc).__name__}: {exc}"
-        self.halt(PanicRecord(partition.name, api, reason, text))
+        self.halt(PanicRecord(partition.name, entered or api, reason, text))
 
     def programmer_error(self, caller: PartitionRuntime, api: str, status: int) -> int:
-        """TF-M's rule: PROGRAMMER_ERROR and CONNECTION_REFUSED are fatal for secure callers."""
+        """TF-M's rule: PROGRAMMER_ERROR and CONNECTION_REFUSED are fatal for secure callers.
+
+        The TrustZone NS agent gets the status still carrying its reason (the system
+        hands it to ``ns.last_error``); partition code always gets a plain int.
+        """
         if (
             status in (PSA_ERROR_PROGRAMMER_ERROR, PSA_ERROR_CONNECTION_REFUSED)
         ) and not caller.is_ns_agent:
             name = (
                 "PSA_ERROR_PROGRAMMER_ERROR"
                 if status == PSA_ERROR_PROGRAMMER_ERROR
-                else ("PSA_ERROR_CONNECTION_REFUSED")
+                else "PSA_ERROR_CONNECTION_REFUSED"
             )
-            self.fault(api, f"{name}: {self._last_reason}", caller)
-        return status
-
-    _last_reason = ""
-
-    def _reject(self, status: int, reason: str) -> int:
-        """Return a status to the caller, remembering why for a secure caller's panic."""
-        self._last_reason = reason
-        return status
+            reason = status.reason if isinstance(status, Rejected) else "refused by the SPM"
+            self.fault(api, f"{name}: {reason}", caller)
+        return status if caller is self.ns_agent else int(status)
 
     # ------------------------------------------------------------- client API
     def client_framework_version(self) -> int:
@@ -178,29 +212,30 @@ class Spm:
             return PSA_VERSION_NONE
         return svc.version
 
-    def client_connect(self, sid: int, version: int) -> int:
+    def client_connect(self, sid: int, version: int, agent: AgentCall | None = None) -> int:
         caller = self.current
+        client_id = caller.client_id if agent is None else agent.client_id
         svc = self.by_sid.get(sid) if type(sid) is int else None
         if svc is None:
-            return self._reject(PSA_ERROR_CONNECTION_REFUSED, f"no service with SID {sid!r}")
+            return Rejected(PSA_ERROR_CONNECTION_REFUSED, f"no service with SID {sid!r}")
         if not svc.connection_based:
-            return self._reject(
+            return Rejected(
                 PSA_ERROR_PROGRAMMER_ERROR,
                 f"psa_connect to {svc.name}, a stateless service (call it through its static handle)",
             )
         if not self._authorized(caller, svc):
-            return self._reject(PSA_ERROR_CONNECTION_REFUSED, self._denied(caller, svc))
+            return Rejected(PSA_ERROR_CONNECTION_REFUSED, self._denied(caller, svc))
         if type(version) is not int or not svc.version_ok(version):
-            return self._reject(
+            return Rejected(
                 PSA_ERROR_CONNECTION_REFUSED,
                 f"version {version!r} refused by {svc.name} "
                 f"(version {svc.version}, {'STRICT' if svc.strict else 'RELAXED'})",
             )
-        conn = self.pool.allocate(svc, caller, caller.client_id)
+        conn = self.pool.allocate(svc, caller, client_id)
         if conn is None:
-            return self._reject(PSA_ERROR_CONNECTION_BUSY, "the connection pool is full")
+            return Rejected(PSA_ERROR_CONNECTION_BUSY, "the connection pool is full")
         conn.set_message(PSA_IPC_CONNECT, (), ())
-        return self._deliver(conn)
+        return self._deliver(conn, agent)
 
     def _denied(self, caller: PartitionRuntime, svc: ServiceRuntime) -> str:
         if caller.is_ns_agent:
@@ -208,20 +243,25 @@ class Spm:
         return f"{svc.name} is not among the dependencies of {caller.name}"
 
     def client_call(
-        self, handle: int, type: int, in_vecs: Sequence[InVec], out_vecs: Sequence[OutVec]
+        self,
+        handle: int,
+        type: int,
+        in_vecs: Sequence[InVec],
+        out_vecs: Sequence[OutVec],
+        agent: AgentCall | None = None,
     ) -> int:
         caller = self.current
         counters = self.counters
         if counters is not None:
             counters.psa_calls += 1
         if type.__class__ is not int or type < PSA_IPC_CALL or type > _CALL_TYPE_MAX:
-            return self._reject(
+            return Rejected(
                 PSA_ERROR_PROGRAMMER_ERROR, f"call type {type!r} is not in 0..{_CALL_TYPE_MAX}"
             )
         ins = in_vecs if in_vecs.__class__ is tuple else tuple(in_vecs)
         outs = out_vecs if out_vecs.__class__ is tuple else tuple(out_vecs)
         if len(ins) + len(outs) > PSA_MAX_IOVEC:
-            return self._reject(
+            return Rejected(
                 PSA_ERROR_PROGRAMMER_ERROR,
                 f"{len(ins)} in-vectors + {len(outs)} out-vectors exceed PSA_MAX_IOVEC ({PSA_MAX_IOVEC})",
             )
@@ -232,7 +272,7 @@ class Spm:
                 if cls is Ptr:
                     pointers = True
                 elif not self._plain_view(vec):
-                    return self._reject(
+                    return Rejected(
                         PSA_ERROR_PROGRAMMER_ERROR,
                         f"in-vector {vec!r:.40} is not bytes, bytearray, a byte memoryview or a Ptr",
                     )
@@ -242,7 +282,7 @@ class Spm:
                 if cls is Ptr:
                     pointers = True
                 else:
-                    return self._reject(
+                    return Rejected(
                         PSA_ERROR_PROGRAMMER_ERROR,
                         f"out-vector {out!r:.40} is not a bytearray or a Ptr",
                     )
@@ -253,39 +293,41 @@ class Spm:
                 return checked
             ins, outs, out_ptrs = checked
         if handle.__class__ is not int or handle <= PSA_NULL_HANDLE:
-            return self._reject(PSA_ERROR_PROGRAMMER_ERROR, f"invalid handle {handle!r}")
+            return Rejected(PSA_ERROR_PROGRAMMER_ERROR, f"invalid handle {handle!r}")
         if handle & _STATIC_BIT:
             svc = self.static[handle & 0x1F] if handle & ~_STATIC_VALID == 0 else None
             if svc is None:
-                return self._reject(
+                return Rejected(
                     PSA_ERROR_PROGRAMMER_ERROR, f"{handle:#x} is no stateless service's handle"
                 )
             if not self._authorized(caller, svc):
-                return self._reject(PSA_ERROR_CONNECTION_REFUSED, self._denied(caller, svc))
+                return Rejected(PSA_ERROR_CONNECTION_REFUSED, self._denied(caller, svc))
             if not svc.version_ok((handle >> 8) & 0xFF):
-                return self._reject(
+                return Rejected(
                     PSA_ERROR_PROGRAMMER_ERROR,
                     f"handle {handle:#x} carries version {(handle >> 8) & 0xFF}, "
                     f"refused by {svc.name} (version {svc.version})",
                 )
-            conn = self.pool.allocate(svc, caller, caller.client_id)
+            conn = self.pool.allocate(
+                svc, caller, caller.client_id if agent is None else agent.client_id
+            )
             if conn is None:
-                return self._reject(PSA_ERROR_CONNECTION_BUSY, "the connection pool is full")
+                return Rejected(PSA_ERROR_CONNECTION_BUSY, "the connection pool is full")
             conn.stateless = True
         else:
             found = self.pool.lookup(handle)
             if found is None or found.stateless:
-                return self._reject(
+                return Rejected(
                     PSA_ERROR_PROGRAMMER_ERROR, f"handle {handle:#x} is not an open connection"
                 )
-            if found.client_id != caller.client_id:
-                return self._reject(
+            client_id = caller.client_id if agent is None else agent.client_id
+            if found.client_id != client_id:
+                return Rejected(
                     PSA_ERROR_PROGRAMMER_ERROR,
-                    f"handle {handle:#x} belongs to client {found.client_id}, "
-                    f"not {caller.client_id}",
+                    f"handle {handle:#x} belongs to client {found.client_id}, not {client_id}",
                 )
             if found.status is not ConnStatus.IDLE:
-                return self._reject(
+                return Rejected(
                     PSA_ERROR_PROGRAMMER_ERROR, f"connection {handle:#x} has a call in progress"
                 )
             conn = found
@@ -293,7 +335,7 @@ class Spm:
         conn.set_message(type, ins, outs)  # type: ignore[arg-type]
         if out_ptrs is not None:
             conn.out_ptrs = out_ptrs
-        return self._deliver(conn)
+        return self._deliver(conn, agent)
 
     def _check_pointers(
         self, caller: PartitionRuntime, ins: tuple[Any, ...], outs: tuple[Any, ...]
@@ -305,7 +347,7 @@ class Spm:
         """
         memory = self.memory
         if memory is None:
-            return self._reject(PSA_ERROR_PROGRAMMER_ERROR, "this system has no address space")
+            return Rejected(PSA_ERROR_PROGRAMMER_ERROR, "this system has no address space")
         subject = caller.subject
         spans: list[tuple[int, int]] = []
         views: list[Buffer] = []
@@ -319,9 +361,9 @@ class Spm:
             try:
                 region = memory.check(subject, vec.addr, vec.len, write=False)
             except MemoryFault as fault:
-                return self._reject(PSA_ERROR_PROGRAMMER_ERROR, f"in-vector {index}: {fault}")
+                return Rejected(PSA_ERROR_PROGRAMMER_ERROR, f"in-vector {index}: {fault}")
             if region.device is not None:
-                return self._reject(
+                return Rejected(
                     PSA_ERROR_PROGRAMMER_ERROR, f"in-vector {index} points at device registers"
                 )
             spans.append((vec.addr, vec.addr + vec.len))
@@ -329,7 +371,7 @@ class Spm:
         spans.sort()
         for (_, end), (start, _) in itertools.pairwise(spans):
             if start < end:
-                return self._reject(PSA_ERROR_PROGRAMMER_ERROR, "two in-vectors overlap")
+                return Rejected(PSA_ERROR_PROGRAMMER_ERROR, "two in-vectors overlap")
         outs_checked: list[Any] = []
         ptrs: list[Ptr | None] = []
         for index, out in enumerate(outs):
@@ -340,67 +382,14 @@ class Spm:
             try:
                 region = memory.check(subject, out.addr, out.len, write=True)
             except MemoryFault as fault:
-                return self._reject(PSA_ERROR_PROGRAMMER_ERROR, f"out-vector {index}: {fault}")
+                return Rejected(PSA_ERROR_PROGRAMMER_ERROR, f"out-vector {index}: {fault}")
             if region.device is not None:
-                return self._reject(
+                return Rejected(
                     PSA_ERROR_PROGRAMMER_ERROR, f"out-vector {index} points at device registers"
                 )
             outs_checked.append(memory.view(region, out.addr, out.len) if out.len else bytearray())
             ptrs.append(out)
         return tuple(views), tuple(outs_checked), tuple(ptrs)
-
-    # ------------------------------------------------------ partition memory
-    def _memory_fault(self, fault: MemoryFault) -> NoReturn:
-        self.fault("MemManage", str(fault))
-
-    def mem_alloc(self, size: int) -> Ptr:
-        """Allocate ``size`` bytes in the running partition's private data."""
-        memory = self.memory
-        region = self.data_regions.get(self.current.name)
-        if memory is None or region is None:
-            raise RuntimeError("only a secure partition has private data to allocate from")
-        return memory.allocate(region, size)
-
-    def mem_read(self, addr: int, size: int) -> bytes:
-        region = self._access(addr, size, write=False)
-        if region.device is not None:
-            self.fault("BusFault", f"device registers at {addr:#010x} need 32-bit accesses")
-        offset = addr - region.base
-        return bytes(region.data[offset : offset + size])
-
-    def mem_write(self, addr: int, data: Buffer) -> None:
-        size = memoryview(data).nbytes
-        region = self._access(addr, size, write=True)
-        if region.device is not None:
-            self.fault("BusFault", f"device registers at {addr:#010x} need 32-bit accesses")
-        offset = addr - region.base
-        region.data[offset : offset + size] = data
-
-    def mem_read32(self, addr: int) -> int:
-        region = self._access(addr, 4, write=False)
-        if addr & 3:
-            self.fault("BusFault", f"unaligned 32-bit read at {addr:#010x}")
-        if region.device is not None:
-            return region.device.read32(addr - region.base) & 0xFFFFFFFF
-        return int.from_bytes(self.mem_read(addr, 4), "little")
-
-    def mem_write32(self, addr: int, value: int) -> None:
-        region = self._access(addr, 4, write=True)
-        if addr & 3:
-            self.fault("BusFault", f"unaligned 32-bit write at {addr:#010x}")
-        if region.device is not None:
-            region.device.write32(addr - region.base, value & 0xFFFFFFFF)
-        else:
-            self.mem_write(addr, (value & 0xFFFFFFFF).to_bytes(4, "little"))
-
-    def _access(self, addr: int, size: int, write: bool) -> Region:
-        memory = self.memory
-        if memory is None:
-            raise RuntimeError("this system has no address space")
-        try:
-            return memory.check(self.current.subject, addr, size, write)
-        except MemoryFault as fault:
-            self._memory_fault(fault)
 
     @staticmethod
     def _plain_view(vec: object) -> bool:
@@ -411,8 +400,11 @@ class Spm:
         except ValueError:  # a released view
             return False
 
-    def _deliver(self, conn: Connection) -> int:
+    def _deliver(self, conn: Connection, agent: AgentCall | None) -> int:
         conn.status = ConnStatus.ACTIVE
+        if agent is not None:
+            conn.asynchronous = True
+            conn.client_data = agent.client_data
         counters = self.counters
         if counters is not None:
             counters.messages += 1
@@ -420,50 +412,45 @@ class Spm:
         if tracer is not None:
             svc = conn.service
             assert svc is not None
-            tracer.message(self.current.name, svc.partition.name, conn.handle, conn.type)
+            tracer.message(self.current.name, svc.partition.name, svc.name, conn.handle, conn.type)
         return self.backend.messaging(conn)
 
-    def client_close(self, handle: int) -> int:
+    def client_close(self, handle: int, agent: AgentCall | None = None) -> int:
         caller = self.current
+        client_id = caller.client_id if agent is None else agent.client_id
         if handle == PSA_NULL_HANDLE:
             return PSA_SUCCESS
         if handle.__class__ is not int or handle < 0 or handle & _STATIC_BIT:
-            return self._reject(
+            return Rejected(
                 PSA_ERROR_PROGRAMMER_ERROR, f"psa_close of {handle!r}, not a connection handle"
             )
         conn = self.pool.lookup(handle)
         if conn is None or conn.stateless:
-            return self._reject(
+            return Rejected(
                 PSA_ERROR_PROGRAMMER_ERROR, f"handle {handle:#x} is not an open connection"
             )
-        if conn.client_id != caller.client_id:
-            return self._reject(
+        if conn.client_id != client_id:
+            return Rejected(
                 PSA_ERROR_PROGRAMMER_ERROR,
-                f"handle {handle:#x} belongs to client {conn.client_id}, not {caller.client_id}",
+                f"handle {handle:#x} belongs to client {conn.client_id}, not {client_id}",
             )
         if conn.status is not ConnStatus.IDLE:
-            return self._reject(
+            return Rejected(
                 PSA_ERROR_PROGRAMMER_ERROR, f"connection {handle:#x} has a call in progress"
             )
         conn.set_message(PSA_IPC_DISCONNECT, (), ())
-        return self._deliver(conn)
+        return self._deliver(conn, agent)
 
     # ------------------------------------------------- mailbox NS agent API
     # TF-M HEAD's mailbox_agent_api.c: a mailbox NS agent calls on behalf of an NS
     # client whose (translated) ID it passes; the call does not block the agent, and
     # the reply comes back through ASYNC_MSG_REPLY with ``client_data`` attached.
-    def _acting_agent(self, api: str, client_id: int, client_data: Any) -> None:
-        agent = self.current
-        if agent.replied is None:
+    def _agent(self, api: str, client_id: int, client_data: Any) -> AgentCall:
+        if self.current.replied is None:
             self.fault(api, "only a mailbox NS agent may use the agent API")
         if client_id.__class__ is not int or not _INT32_MIN <= client_id < 0:
             self.fault(api, f"NS client ID {client_id!r} is not a negative 32-bit integer")
-        agent.ns_client_id = client_id
-        self.agent_client_data = client_data
-        self.agent_acting = True
-
-    agent_client_data: Any = None  # the token of the agent call being delivered
-    agent_acting = False  # an agent_* call is being delivered (a plain psa_* call is not)
+        return AgentCall(client_id, client_data)
 
     def agent_call(
         self,
@@ -472,34 +459,23 @@ class Spm:
         in_vecs: Sequence[InVec],
         out_vecs: Sequence[OutVec],
         client_id: int,
-        client_data: Any,
+        client_data: Any = None,
     ) -> int:
-        self._acting_agent("agent_psa_call", client_id, client_data)
-        try:
-            return self.client_call(handle, type, in_vecs, out_vecs)
-        finally:
-            self.agent_acting = False
+        agent = self._agent("agent_psa_call", client_id, client_data)
+        return self.client_call(handle, type, in_vecs, out_vecs, agent)
 
-    def agent_connect(self, sid: int, version: int, client_id: int, client_data: Any) -> int:
-        self._acting_agent("agent_psa_connect", client_id, client_data)
-        try:
-            return self.client_connect(sid, version)
-        finally:
-            self.agent_acting = False
+    def agent_connect(self, sid: int, version: int, client_id: int, client_data: Any = None) -> int:
+        agent = self._agent("agent_psa_connect", client_id, client_data)
+        return self.client_connect(sid, version, agent)
 
-    def agent_close(self, handle: int, client_id: int, client_data: Any) -> int:
+    def agent_close(self, handle: int, client_id: int, client_data: Any = None) -> int:
         """PSA_SUCCESS once a DISCONNECT is on its way (its reply comes through
         ASYNC_MSG_REPLY); a negative status if the handle is refused.  Unlike
         ``psa_close``, a null handle is refused too: no reply would ever come."""
-        self._acting_agent("agent_psa_close", client_id, client_data)
-        try:
-            if handle == PSA_NULL_HANDLE:
-                return self._reject(
-                    PSA_ERROR_PROGRAMMER_ERROR, "agent_psa_close of the null handle"
-                )
-            return self.client_close(handle)
-        finally:
-            self.agent_acting = False
+        agent = self._agent("agent_psa_close", client_id, client_data)
+        if handle == PSA_NULL_HANDLE:
+            return Rejected(PSA_ERROR_PROGRAMMER_ERROR, "agent_psa_close of the null handle")
+        return self.client_close(handle, agent)
 
     # ---------------------------------------------------------- service API
     def partition_wait(self, signal_mask: int, timeout: int) -> int:
@@ -511,8 +487,22 @@ class Spm:
                 f"({part.allowed:#x})",
             )
         if timeout & PSA_BLOCK:
-            return self.backend.wait(part, signal_mask)
-        return part.asserted & signal_mask
+            result = self.backend.wait(part, signal_mask)
+            if result == NEED_SCHEDULE:
+                return result
+        else:
+            result = part.asserted & signal_mask
+        if result & part.service_signals:
+            # Returned at once with a message waiting: a partition that keeps doing this
+            # without psa_get is stuck in a busy loop (psaspm is stricter than TF-M).
+            part.spins += 1
+            if part.spins > STUCK_WAITS:
+                self.fault(
+                    "psa_wait",
+                    f"stuck: psa_wait returned service signals {result & part.service_signals:#x} "
+                    f"{STUCK_WAITS} times in a row without psa_get taking the message",
+                )
+        return result
 
     def partition_get(self, signal: int) -> PsaMsg:
         part = self.current
@@ -528,6 +518,7 @@ class Spm:
             self.fault(
                 "psa_get", f"signal {signal:#x} is not a service signal: it carries no message"
             )
+        part.spins = 0
         queue = svc.queue
         conn = queue.popleft()
         if not queue:
@@ -689,18 +680,41 @@ class Spm:
                         f"{svc.name} replied PSA_ERROR_PROGRAMMER_ERROR to this secure client",
                         client,
                     )
-                keep = False  # a non-secure client's connection is dropped
+                keep = False  # a non-secure client's connection ends (FF-M 1.1 psa_reply)
         tracer = self.tracer
         if tracer is not None:
             client = conn.client
             assert client is not None
             tracer.reply(self.current.name, client.name, conn.handle, value)
+        if conn.terminated:
+            # The DISCONNECT the SPM sent for a terminated connection: nobody waits for it.
+            self.backend.retire(conn)
+            self.pool.free(conn)
+            return PSA_SUCCESS
         result = self.backend.replying(conn, value)
         if keep:
             conn.status = ConnStatus.IDLE
+        elif value == PSA_ERROR_PROGRAMMER_ERROR and not conn.stateless:
+            self._terminate(conn)
         else:
             self.pool.free(conn)
         return result
+
+    def _terminate(self, conn: Connection) -> None:
+        """End a connection whose service replied PROGRAMMER_ERROR to a non-secure client:
+        deliver a DISCONNECT for it right after that reply, so the service can free
+        what it holds (FF-M 1.1, psa_reply).  Until that DISCONNECT is replied the
+        handle is busy; then it is gone: later calls and closes are refused without
+        reaching the service."""
+        conn.set_message(PSA_IPC_DISCONNECT, (), ())
+        conn.terminated = True
+        conn.asynchronous = True  # the client does not wait for this one
+        client = self.current
+        result = self._deliver(conn, None)
+        if conn.received and conn.status is ConnStatus.ACTIVE:
+            # A direct call (SFN backend): the service already ran; its return is the reply.
+            self.reply(conn, result)
+        self.current = client
 
     def partition_set_rhandle(self, msg_handle: int, rhandle: Any) -> None:
         conn = self._message("psa_set_rhandle", msg_handle)
@@ -789,119 +803,6 @@ class Spm:
         conn.mm |= MM_UNMAPPED << (4 * (index + 4))
         conn.out_written[index] = length
 
-    # ------------------------------------------------------------- interrupts
-    def _own_irq(self, api: str, signal: int) -> IrqRuntime:
-        part = self.current
-        irq = part.irqs_by_signal.get(signal) if signal.__class__ is int else None
-        if irq is None or not _one_bit(signal):
-            self.fault(api, f"{signal!r} is not one of this partition's interrupt signals")
-        return irq
-
-    def partition_irq_enable(self, signal: int) -> None:
-        irq = self._own_irq("psa_irq_enable", signal)
-        irq.enabled = True
-        self.irq_update(irq)
-
-    def partition_irq_disable(self, signal: int) -> int:
-        irq = self._own_irq("psa_irq_disable", signal)
-        irq.enabled = False
-        return 1  # TF-M does not track the previous state
-
-    def partition_eoi(self, signal: int) -> None:
-        irq = self._own_irq("psa_eoi", signal)
-        if irq.is_flih:
-            self.fault("psa_eoi", f"{irq.manifest.name} is a FLIH interrupt: use psa_reset_signal")
-        part = self.current
-        if not part.asserted & signal:
-            self.fault("psa_eoi", f"interrupt signal {signal:#x} is not asserted")
-        part.asserted &= ~signal
-        irq.enabled = True
-        self.irq_update(irq)
-
-    def partition_reset_signal(self, signal: int) -> None:
-        irq = self._own_irq("psa_reset_signal", signal)
-        if not irq.is_flih:
-            self.fault("psa_reset_signal", f"{irq.manifest.name} is a SLIH interrupt: use psa_eoi")
-        part = self.current
-        if not part.asserted & signal:
-            self.fault("psa_reset_signal", f"interrupt signal {signal:#x} is not asserted")
-        part.asserted &= ~signal
-
-    def set_line(self, source: str | int, level: bool) -> list[IrqRuntime]:
-        """Drive an interrupt line; return the sources that became pending."""
-        irqs = self.irq_by_source.get(source)
-        if irqs is None:
-            raise KeyError(source)
-        for irq in irqs:
-            irq.line = level
-            self.irq_update(irq)
-        return self.pending
-
-    def irq_update(self, irq: IrqRuntime) -> None:
-        """A source's line or enable bit changed: make it pending if it should fire."""
-        if irq.enabled and irq.line:
-            if irq not in self.pending:
-                self.pending.append(irq)
-            if not (self.inside == "svc" or self.handler_mode or self.taking):
-                # Preemptable here: taken at once, inside the SPM if a cross call runs it.
-                self.take_interrupts("spm" if self.inside else "thread")
-        elif irq in self.pending:
-            self.pending.remove(irq)
-
-    def take_interrupts(self, where: str = "thread") -> None:
-        """Take every pending interrupt, oldest first (TF-M's ``spm_handle_interrupt``).
-
-        ``where`` is what the interrupt preempted, for the trace: ``"spm"`` (SPM
-        code under a cross call), ``"svc-exit"`` (held off until an SVC returned)
-        or ``"thread"`` (partition or NS code).
-        """
-        self.taking = True
-        try:
-            self._take_pending(where)
-        finally:
-            self.taking = False
-
-    def _take_pending(self, where: str) -> None:
-        storm = 0
-        while self.pending:
-            storm += 1
-            if storm > 100_000:
-                self.fault("interrupt", "interrupt storm: a level-triggered line never drops")
-            irq = self.pending.pop(0)
-            owner = irq.partition
-            counters = self.counters
-            if counters is not None:
-                counters.interrupts += 1
-            if self.tracer is not None:
-                self.tracer.interrupt(str(irq.source), owner.name, irq.handling.value, where)
-            flih = irq.flih
-            if flih is None:
-                irq.enabled = False  # SLIH: masked until psa_eoi
-                self.backend.wake_up(owner, irq.signal)
-                continue
-            interrupted = self.current
-            was_handler = self.handler_mode
-            # The FLIH runs in its owner's boundary (de-privileged at levels 2 and 3).
-            if counters is not None and boundary_need_switch(interrupted.boundary, owner.boundary):
-                counters.boundary_switches += 2  # into the owner's boundary and back
-            self.current = owner
-            self.handler_mode = True
-            try:
-                result = self.run_partition_code(owner, irq.manifest.name.lower() + "_flih", flih)
-            finally:
-                self.current = interrupted
-                self.handler_mode = was_handler
-            if result == PSA_FLIH_SIGNAL:
-                self.backend.wake_up(owner, irq.signal)
-            elif result != PSA_FLIH_NO_SIGNAL:
-                self.fault(
-                    irq.manifest.name.lower() + "_flih",
-                    f"the FLIH returned {result!r}, not PSA_FLIH_SIGNAL or PSA_FLIH_NO_SIGNAL",
-                    owner,
-                )
-            if irq.enabled and irq.line and irq not in self.pending:
-                self.pending.append(irq)  # level-triggered: a line still high fires again
-
     # ---------------------------------------------------------------- helpers
     def run_partition_code(
         self, partition: PartitionRuntime, api: str, fn: Callable[[], Any]
@@ -909,10 +810,46 @@ class Spm:
         """Run partition code; a Python exception in it is that partition's panic."""
         try:
             return fn()
-        except SpeHalt:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # halts and kernel bugs are BaseExceptions: they pass
             self.crash(partition, api, exc)
+        except WatchdogExpired as expired:
+            self.expired(expired)
+
+    def expired(self, exc: WatchdogExpired) -> NoReturn:
+        """The watchdog fired: halt, naming the partition that was running and where."""
+        culprit = self.watchdog_took() if self.watchdog_took is not None else self.current.name
+        frames = traceback.extract_tb(exc.__traceback__)
+        own = [f for f in frames if not f.filename.startswith(_PSASPM)]
+        where = f" at {own[-1].filename}:{own[-1].lineno} in {own[-1].name}" if own else ""
+        _, text = partition_traceback(exc)
+        self.halt(
+            PanicRecord(
+                culprit,
+                "watchdog",
+                f"ran for more than {self.watchdog_seconds:g} s without the SPE going idle "
+                f"or blocking{where}",
+                text if own else None,
+            )
+        )
+
+    def wfi(self) -> bool:
+        return self._wfi()
+
+    def interrupts_pending(self) -> bool:
+        return bool(self.interrupts.pending)
+
+    def interrupts_taking(self) -> bool:
+        return self.interrupts.taking
+
+    def take_interrupts(self, where: Preempted) -> None:
+        self.interrupts.take(where)
+
+    def outstanding_call(self, client: PartitionRuntime) -> Connection | None:
+        """The connection on which ``client`` waits for a reply, if any."""
+        for conn in self.pool.live.values():
+            if conn.client is client and conn.status is ConnStatus.ACTIVE:
+                return conn
+        return None
 
     def waits_description(self) -> str:
         """Who waits for what: the text of a deadlock report."""

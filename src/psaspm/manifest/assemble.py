@@ -74,11 +74,13 @@ def assemble(
     disabled_services: Mapping[str, str],
     unavailable_services: frozenset[str],
     problems: Problems,
+    disabled_partitions: Sequence[str] = (),
 ) -> SystemManifest:
     """The system, with every whole-system problem added to ``problems``."""
     _check_partition_names(placed, problems)
     _check_not_empty(placed, problems)
     _check_services(placed, problems)
+    _check_irq_sources(placed, problems)
     slots = _stateless_slots(placed, problems)
     deps = _resolve(placed, disabled_services, unavailable_services, problems)
     cyclic = _check_cycles(placed, deps, problems)
@@ -87,7 +89,14 @@ def assemble(
     partitions = tuple(
         _record(p, orders[i], slots, deps.ignored[i], i) for i, p in enumerate(placed)
     )
-    return SystemManifest(backend, isolation, partitions, _config_impl(partitions))
+    return SystemManifest(
+        backend,
+        isolation,
+        partitions,
+        _config_impl(partitions),
+        disabled_partitions=tuple(disabled_partitions),
+        warnings=tuple(_warnings(partitions, backend)),
+    )
 
 
 def check_backend(system: SystemManifest) -> None:
@@ -159,6 +168,25 @@ def _sid_clash(service: ServiceDraft, owner: Placed, other: ServiceDraft) -> str
     if service.sid_raw != other.sid_raw:
         detail += f" ({STRICTER}: {other.sid_raw!r} is the same number)"
     return detail
+
+
+def _check_irq_sources(placed: Sequence[Placed], problems: Problems) -> None:
+    """One interrupt source, one owner.  TF-M's manifest tool does not check it: tf-m-tests'
+    FLIH and SLIH test partitions both bind TFM_TIMER0_IRQ, and only tf-m-tests' CMake
+    config check (``tfm_invalid_config(TEST_NS_SLIH_IRQ AND TEST_NS_FLIH_IRQ)``) keeps them
+    apart.  psaspm is stricter: two enabled partitions binding one source are refused."""
+    owners: dict[str | int, Placed] = {}
+    for p in placed:
+        for index, irq in enumerate(p.draft.irqs):
+            first = owners.setdefault(irq.source, p)
+            if first is not p:
+                problems.at(
+                    p.where,
+                    f"irqs[{index}].source",
+                    f"interrupt source {irq.source} is already bound by partition "
+                    f"{first.draft.name} ({first.draft.path}); two enabled partitions cannot "
+                    f"bind one source ({STRICTER})",
+                )
 
 
 def _stateless_slots(placed: Sequence[Placed], problems: Problems) -> dict[tuple[int, int], int]:
@@ -378,6 +406,32 @@ def _service(s: ServiceDraft, slot: int | None) -> Service:
         stateless_slot=slot,
         stateless_handle=handle,
     )
+
+
+# TF-M's SPM uses bit 2 of a partition's signals for ASYNC_MSG_REPLY (the reply to a
+# psa_call the partition made); an SFN partition's third service gets that bit under the
+# IPC backend, and TF-M then panics on its first call (trusted-firmware-m issue #48).
+ASYNC_MSG_REPLY = 0x4
+
+
+def _warnings(partitions: Sequence[Partition], backend: str) -> list[str]:
+    """What psaspm runs but TF-M would not: an SFN service on the ASYNC_MSG_REPLY bit."""
+    if backend != "ipc":
+        return []  # the SFN backend has no partition threads and no reply signal
+    found = []
+    for p in partitions:
+        if p.model is not Model.SFN:
+            continue
+        for index, service in enumerate(p.services):
+            if service.signal == ASYNC_MSG_REPLY:
+                found.append(
+                    f"{p.manifest_path}: partition {p.name}: services[{index}] {service.name}: "
+                    f"signal 0x{ASYNC_MSG_REPLY:x} under the IPC backend is the bit TF-M uses "
+                    "for ASYNC_MSG_REPLY: TF-M panics on the first call to this service "
+                    "(trusted-firmware-m issue #48); psaspm runs it. A workaround on TF-M: "
+                    "declare a placeholder service in its place"
+                )
+    return found
 
 
 def _config_impl(partitions: Sequence[Partition]) -> ConfigImpl:

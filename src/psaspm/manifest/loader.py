@@ -54,7 +54,13 @@ def load_system_manifest(
         else:
             placed.append(Placed(pid, draft))
     system = assemble(
-        placed, backend, isolation, expansion.disabled_services, frozenset(unavailable), problems
+        placed,
+        backend,
+        isolation,
+        expansion.disabled_services,
+        frozenset(unavailable),
+        problems,
+        disabled_partitions=expansion.disabled_partitions,
     )
     problems.raise_if_any()
     check_backend(system)

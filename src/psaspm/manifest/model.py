@@ -123,9 +123,17 @@ class ConfigImpl:
 
 @dataclass(frozen=True)
 class SystemManifest:
-    """Every enabled partition, in pid.h order (manifest-list order)."""
+    """Every enabled partition, in pid.h order (manifest-list order).
+
+    ``disabled_partitions`` names the partitions a conditional switched off
+    (when their manifests could be read), so that code given for them is
+    ignored rather than refused.  ``warnings`` are problems that do not stop
+    psaspm but would break the same system on TF-M; the CLI prints them.
+    """
 
     backend: str  # "ipc" | "sfn"
     isolation: int  # 1 | 2 | 3
     partitions: tuple[Partition, ...]
     config_impl: ConfigImpl
+    disabled_partitions: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()

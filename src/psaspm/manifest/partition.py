@@ -381,7 +381,7 @@ def _service(s: _Fields, version: str | None, signal: int, partition: str) -> Se
     sid = _sid(s)
     connection_based = _connection_based(s, version)
     request = _stateless_request(s, version, connection_based)
-    service_version = _service_version(s)
+    service_version = _service_version(s, stateless=version == "1.1" and connection_based is False)
     policy = _optional_choice(s, "version_policy", VersionPolicy, VersionPolicy.STRICT)
     mm_iovec = _mm_iovec(s)
     non_secure = s.boolean("non_secure_clients", False, stricter=True)
@@ -444,13 +444,23 @@ def _stateless_request(s: _Fields, version: str | None, connection_based: bool |
     return False
 
 
-def _service_version(s: _Fields) -> int | None:
+def _service_version(s: _Fields, *, stateless: bool) -> int | None:
+    """A service version is a 32-bit value (FF-M's ``uint32_t``), at least 1 (0 is
+    PSA_VERSION_NONE; TF-M checks no range at all, so psaspm is stricter there).  A
+    stateless service's version also goes into its handle's 8-bit field, where TF-M
+    keeps only the low 8 bits: there psaspm refuses anything above 255."""
     value = s.data.get("version", 1)
-    if not is_int(value) or not 1 <= value <= 255:
-        s.bad(
-            "version",
-            f"{value!r} is not an integer 1..255 ({STRICTER}: TF-M keeps only the low 8 bits)",
-        )
+    if stateless:
+        if not is_int(value) or not 1 <= value <= 255:
+            s.bad(
+                "version",
+                f"{value!r} is not an integer 1..255 ({STRICTER}: the version of a stateless "
+                "service goes into its handle, where TF-M keeps only the low 8 bits)",
+            )
+            return None
+        return value
+    if not is_int(value) or not 1 <= value <= UINT32_MAX:
+        s.bad("version", f"{value!r} is not a 32-bit version 1..0xFFFFFFFF ({STRICTER})")
         return None
     return value
 

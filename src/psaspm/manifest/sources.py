@@ -42,6 +42,25 @@ class Expansion:
 
     entries: list[Entry] = field(default_factory=list)
     disabled_services: dict[str, str] = field(default_factory=dict)  # service -> partition
+    disabled_partitions: list[str] = field(default_factory=list)  # names, when readable
+    # Each manifest file taken so far -> how it was given (to refuse it a second time).
+    given: dict[Path, str] = field(default_factory=dict)
+
+    def add(self, entry: Entry, how: str, problems: Problems) -> None:
+        """Take ``entry`` unless its file was already given (a glob over a list's folder
+        picks up the list and its manifests: each manifest would come twice)."""
+        first = self.given.get(entry.path)
+        if first == how:
+            problems.add(f"{entry.path}: given twice {how} (give each manifest once)")
+            return
+        if first is not None:
+            problems.add(
+                f"{entry.path}: given twice, {first} and {how} "
+                "(give a manifest list or the manifests it lists, not both)"
+            )
+            return
+        self.given[entry.path] = how
+        self.entries.append(entry)
 
 
 def is_manifest_list(document: object) -> bool:
@@ -68,7 +87,7 @@ def expand_sources(
             _expand_list(source, document, config, paths, problems, expansion)
         else:
             entry = Entry(source, document, str(source), None, frozenset())
-            expansion.entries.append(entry)
+            expansion.add(entry, "as a source", problems)
     return expansion
 
 
@@ -81,6 +100,8 @@ def _read(path: Path, problems: Problems) -> object | None:
     except ManifestError as exc:
         problems.add(str(exc))
         return None
+    if document is None:  # an empty file, or only comments
+        problems.add(f"{path}: empty document: not a manifest list or a partition manifest")
     return document
 
 
@@ -107,7 +128,7 @@ def _expand_list(
             continue
         entry = _entry(list_file, item, origin, paths, problems)
         if entry is not None and enabled:
-            expansion.entries.append(entry)
+            expansion.add(entry, f"in {origin}", problems)
 
 
 def _origin(list_file: Path, index: int, item: object) -> str:
@@ -191,7 +212,10 @@ def _manifest_path(
     paths: Mapping[str, str],
     problems: Problems,
 ) -> Path | None:
-    raw = item.get("manifest")
+    if "manifest" not in item:
+        problems.add(f"{origin}: manifest: missing (each entry names its partition manifest file)")
+        return None
+    raw = item["manifest"]
     if not isinstance(raw, str) or not raw:
         problems.add(f"{origin}: manifest: {raw!r} is not a path")
         return None
@@ -245,6 +269,8 @@ def _note_disabled(
     if not isinstance(document, dict):
         return
     name = document.get("name")
+    if isinstance(name, str):
+        expansion.disabled_partitions.append(name)
     services = document.get("services")
     if not isinstance(services, list):
         return
