@@ -660,6 +660,7 @@ def add_serve_command(subparsers: Subparsers) -> None:
         help="how long a shutdown waits for calls in flight; partition code still running "
         "then is interrupted (default 5)",
     )
+    add_watchdog_option(parser)
     parser.set_defaults(handler=run_serve)
 
 
@@ -680,6 +681,7 @@ def run_serve(args: argparse.Namespace) -> int:
         code=code,
         slots=args.slots,
         max_connections=args.max_connections,
+        **watchdog_options(args),
     )
     server = Server(served, address, args.restart_on_panic, args.shutdown_timeout)
     return serve_until_signalled(server)

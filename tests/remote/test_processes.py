@@ -264,3 +264,32 @@ def test_serve_command_logs_panics_with_tracebacks_and_restarts(sockdir: Path) -
     assert any("in echo" in line for line in frames)
     assert "restarted the SPE after the panic (restart 1)" in stderr
     assert "restarted the SPE after the panic (restart 2)" in stderr
+
+
+@pytest.mark.timeout(60)
+def test_serve_command_watchdog_halts_a_looping_service_and_restarts(sockdir: Path) -> None:
+    """psaspm serve --watchdog halts a service that loops: its caller gets a Panic with api
+    "watchdog", the panic and the restart are logged, and the server serves calls again."""
+    path = sockdir / "watchdog.sock"
+    server = serve_command(
+        str(SERVICES), "--listen", f"unix:{path}", "--watchdog", "0.5", "--restart-on-panic"
+    )
+    assert server.stdout is not None and server.stderr is not None
+    try:
+        assert "serving" in server.stdout.readline()
+        with remote.connect(f"unix:{path}") as client:
+            with pytest.raises(psaspm.Panic) as info:
+                client.call(STATELESS, LOOP)
+            assert info.value.record.api == "watchdog"
+            assert info.value.record.partition == "TFM_SP_REMOTE_ECHO"
+            out = bytearray(2)
+            assert client.call(STATELESS, 0, [b"ok"], [out]) == PSA_SUCCESS and out == b"ok"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+        stderr = server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert "psaspm: panic: TFM_SP_REMOTE_ECHO in watchdog" in stderr
+    assert "restarted the SPE after the panic (restart 1)" in stderr

@@ -77,12 +77,14 @@ def build_served_system(
     code: Mapping[str, CodeSpec] | None = None,
     slots: int = DEFAULT_SLOTS,
     max_connections: int = 8,
+    watchdog: float | None = None,
 ) -> ServedSystem:
     """Load a system whose mailbox NS agent is psaspm's, bound to a fresh mailbox.
 
     The agent is the first IPC-model ``ns_agent`` partition with an IRQ in the
     sources (TF-M's ``ns_agent_mailbox.yaml`` is one); without one, psaspm's
-    bundled copy of TF-M's manifest is added.
+    bundled copy of TF-M's manifest is added.  ``watchdog`` is ``load()``'s: partition
+    code running that long without the SPE going idle or blocking is a panic.
     """
     if backend == "sfn":
         raise ConfigError(
@@ -115,7 +117,7 @@ def build_served_system(
     mailbox = Mailbox(slots)
     bound = dict(code or {})
     bound[agent.name] = agent_module(mailbox, irq.source, irq.name, base, limit, agent.entry_point)
-    system = System(manifest, code=bound, max_connections=max_connections)
+    system = System(manifest, code=bound, max_connections=max_connections, watchdog=watchdog)
     return ServedSystem(system, mailbox, agent.name, irq.source, base, limit)
 
 
