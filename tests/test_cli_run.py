@@ -305,3 +305,31 @@ def test_progress_display_does_not_disturb_output(
     assert "CRC-32" in capsys.readouterr().out
     assert main(["compare", STATELESS, "--ns", STATELESS_APP, "--repeat", "30"]) == 0
     assert "SFN interface" in capsys.readouterr().out
+
+
+LOOPING_MANIFEST = """
+{"psa_framework_version": 1.1, "name": "TFM_SP_LOOP", "type": "APPLICATION-ROT",
+ "priority": "NORMAL", "model": "SFN", "stack_size": "0x400",
+ "services": [{"name": "LOOP", "sid": "0x0000F100", "non_secure_clients": true,
+               "connection_based": false, "stateless_handle": 1, "version": 1}]}
+"""
+
+
+def test_run_watchdog_stops_a_looping_service(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """psaspm run --watchdog turns a service that loops forever into a panic naming the
+    partition and its line (exit 1) instead of hanging."""
+    manifest = tmp_path / "loop.json"
+    manifest.write_text(LOOPING_MANIFEST, encoding="utf-8")
+    (tmp_path / "loop.py").write_text("def loop_sfn(msg):\n    while True:\n        pass\n")
+    app = _script(tmp_path, "def main(ns, system):\n    ns.call(system.constants['LOOP_HANDLE'])\n")
+    for backend in ("sfn", "ipc"):
+        status = main(
+            ["run", str(manifest), "--ns", app, "--backend", backend, "--watchdog", "0.3", "-q"]
+        )
+        assert status == 1
+        err = capsys.readouterr().err
+        assert "TFM_SP_LOOP in watchdog: ran for more than 0.3 s" in err
+        assert "loop.py:2 in loop_sfn" in err
+        assert "stopped here by the watchdog" in err

@@ -705,9 +705,11 @@ def add_headers_command(subparsers: Subparsers) -> None:
 
 def run_headers(args: argparse.Namespace) -> int:
     from psaspm.manifest.headers import write_headers
+    from psaspm.system import System
 
     options = system_options(args)
     system = load_system_manifest(**options)
+    System(system, code=code_options(args))  # --code names partitions of this system
     written = write_headers(system, args.output, options["config"])
     print(f"wrote {len(written)} headers to {args.output}")
     return EXIT_OK

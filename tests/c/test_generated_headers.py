@@ -257,6 +257,16 @@ def test_cli_headers_bad_input_exits_2(tmp_path: Path, corpus: Path, capsys: Any
     assert not out.exists()
 
 
+def test_cli_headers_unknown_code_name_exits_2(tmp_path: Path, capsys: Any) -> None:
+    """``headers --code`` takes the same code options as run: a name that is no partition of
+    the system is exit 2 naming it, and nothing is written."""
+    echo = Path(__file__).resolve().parents[2] / "examples" / "echo" / "echo_service.yaml"
+    out = tmp_path / "out"
+    assert main(["headers", str(echo), "-o", str(out), "--code", "NOPE=x.py"]) == 2
+    assert "NOPE" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_same_manifest_basename_twice_is_refused(tmp_path: Path) -> None:
     """Two partitions whose manifests share a basename would clash in psa_manifest/: an error."""
     for folder, name, sid in (("a", "PART_A", "0xF001"), ("b", "PART_B", "0xF002")):

@@ -346,8 +346,6 @@ class Spm:
         writable.  A failure is a programmer error of the caller.
         """
         memory = self.memory
-        if memory is None:
-            return Rejected(PSA_ERROR_PROGRAMMER_ERROR, "this system has no address space")
         subject = caller.subject
         spans: list[tuple[int, int]] = []
         views: list[Buffer] = []
@@ -822,6 +820,7 @@ class Spm:
         own = [f for f in frames if not f.filename.startswith(_PSASPM)]
         where = f" at {own[-1].filename}:{own[-1].lineno} in {own[-1].name}" if own else ""
         _, text = partition_traceback(exc)
+        text = text.rstrip("\n").rpartition("\n")[0] + "\nstopped here by the watchdog\n"
         self.halt(
             PanicRecord(
                 culprit,
