@@ -14,7 +14,7 @@ from psaspm.mailbox.server import Server, build_served_system, parse_address
 
 SERVICES = Path(__file__).resolve().parent / "services" / "remote_echo.yaml"
 ECHO_SID, STATELESS_SID, PROBE_SID, SECRET_SID = 0xF800, 0xF801, 0xF802, 0xF803
-ECHO, PANIC, HOLD, RELEASE, BATCH, SLOW, RAISE, LOOP = 0, 1, 2, 3, 4, 5, 6, 7
+ECHO, PANIC, HOLD, RELEASE, BATCH, SLOW, RAISE, LOOP, STUBBORN = 0, 1, 2, 3, 4, 5, 6, 7, 8
 
 ServeFn = Callable[..., Any]
 

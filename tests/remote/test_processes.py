@@ -17,7 +17,7 @@ import psaspm
 from psaspm import remote
 from psaspm.psa import PSA_SUCCESS
 
-from .conftest import ECHO_SID, LOOP, RAISE, RELEASE, SERVICES, ServeFn
+from .conftest import ECHO_SID, LOOP, RAISE, RELEASE, SERVICES, STUBBORN, ServeFn
 from .test_serve import STATELESS, probe, wait_for
 
 WORKER = Path(__file__).with_name("worker.py")
@@ -293,3 +293,40 @@ def test_serve_command_watchdog_halts_a_looping_service_and_restarts(sockdir: Pa
             server.wait()
     assert "psaspm: panic: TFM_SP_REMOTE_ECHO in watchdog" in stderr
     assert "restarted the SPE after the panic (restart 1)" in stderr
+
+
+@pytest.mark.timeout(60)
+def test_serve_command_ends_when_partition_code_cannot_be_interrupted(sockdir: Path) -> None:
+    """Partition code that swallows even psaspm's interruption does not keep psaspm serve alive:
+    shortly after the shutdown deadline the process exits with status 1, naming the partition,
+    and the socket file is gone."""
+    path = sockdir / "stubborn.sock"
+    server = serve_command(str(SERVICES), "--listen", f"unix:{path}", "--shutdown-timeout", "0.5")
+    assert server.stdout is not None and server.stderr is not None
+    try:
+        assert "serving" in server.stdout.readline()
+        client = remote.connect(f"unix:{path}")
+        errors: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                client.call(STATELESS, STUBBORN)
+            except remote.RemoteError as exc:
+                errors.append(exc)
+
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        assert server.stdout.readline().strip() == "looping"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 1
+        stderr = server.stderr.read()
+        assert "partition code of TFM_SP_REMOTE_ECHO did not stop" in stderr
+        assert "cannot be interrupted; exiting" in stderr
+        assert not path.exists()
+        caller.join(10)
+        assert len(errors) == 1  # the caller learns the server went away
+        client.disconnect()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()

@@ -9,7 +9,8 @@ then answers them all (the probe's "batches" lists each batch's size); SLOW
 (5) takes half a second (the SPE thread sleeps) and answers PSA_SUCCESS; RAISE
 (6) divides by zero (a Python exception in partition code: a panic with a
 traceback); LOOP (7) prints "looping" on stdout and never returns (a service
-that hangs the SPE).  REMOTE_PROBE writes a
+that hangs the SPE); STUBBORN (8) does the same but swallows every exception,
+so that even psaspm cannot interrupt it.  REMOTE_PROBE writes a
 JSON object of what the partition saw: connects, disconnects (client IDs),
 calls, and the client IDs of calls.
 """
@@ -36,7 +37,7 @@ from psaspm.psa import (
     psa_write,
 )
 
-ECHO, PANIC, HOLD, RELEASE, BATCH, SLOW, RAISE, LOOP = 0, 1, 2, 3, 4, 5, 6, 7
+ECHO, PANIC, HOLD, RELEASE, BATCH, SLOW, RAISE, LOOP, STUBBORN = 0, 1, 2, 3, 4, 5, 6, 7, 8
 SEEN: dict[str, list[int]] = {"connects": [], "disconnects": [], "callers": [], "batches": []}
 HELD: list[int] = []
 BATCHED: list[int] = []
@@ -68,6 +69,14 @@ def echo(msg: psa_msg_t) -> int | None:
         spins = 0
         while True:
             spins += 1
+    if msg.type == STUBBORN:
+        print("looping", flush=True)
+        while True:
+            try:
+                while True:
+                    pass
+            except BaseException:  # the point: nothing stops it
+                pass
     if msg.type == BATCH:
         BATCHED.append(msg.handle)
         if len(BATCHED) < psa_read(msg.handle, 0, 1)[0]:
