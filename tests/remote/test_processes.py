@@ -330,3 +330,33 @@ def test_serve_command_ends_when_partition_code_cannot_be_interrupted(sockdir: P
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+@pytest.mark.timeout(60)
+def test_serve_command_stops_when_its_stderr_is_gone(sockdir: Path) -> None:
+    """A psaspm serve whose stderr reader went away still stops on SIGTERM while a service loops:
+    a log line that cannot be written never loses the stop."""
+    path = sockdir / "nostderr.sock"
+    server = serve_command(str(SERVICES), "--listen", f"unix:{path}", "--shutdown-timeout", "0.5")
+    assert server.stdout is not None and server.stderr is not None
+    try:
+        assert "serving" in server.stdout.readline()
+        server.stderr.close()  # writes to it now fail (EPIPE)
+        client = remote.connect(f"unix:{path}")
+        caller = threading.Thread(target=lambda: _call_expecting_error(client, LOOP), daemon=True)
+        caller.start()
+        assert server.stdout.readline().strip() == "looping"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+        assert not path.exists()
+        caller.join(10)
+        client.disconnect()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def _call_expecting_error(client: remote.RemoteClient, call_type: int) -> None:
+    with pytest.raises(remote.RemoteError):
+        client.call(STATELESS, call_type)

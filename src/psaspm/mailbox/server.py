@@ -133,7 +133,9 @@ LogFn = Callable[[str], None]
 
 
 def _stderr(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    # Never let a log line stop the server: stderr may be a pipe nobody reads any more.
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=sys.stderr, flush=True)
 
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
@@ -982,12 +984,13 @@ def serve_until_signalled(server: Server, ready_message: bool = True) -> int:
 
     def on_signal(signum: int, _frame: object) -> None:
         signals[0] += 1
+        # Stop first, log after: a log line that fails must not lose the stop.
         if signals[0] == 1:
-            server.log("psaspm: shutting down")
             server.request_stop()
+            server.log("psaspm: shutting down")
         else:
             server.log("psaspm: stopping now")
-            server.request_stop(now=True)
+            server.request_stop(now=True)  # may raise into partition code: last
 
     def ready() -> None:
         if ready_message:
