@@ -809,8 +809,9 @@ class Server:
         for client in list(self._by_fd.values()):
             data = client.pending + b"".join(client.out) + frame
             with contextlib.suppress(OSError):
-                client.sock.settimeout(0.2)
-                client.sock.sendall(data)
+                # Without blocking: a client that does not read must not delay the end
+                # (it sees the connection close instead of the SHUTDOWN frame).
+                client.sock.send(data)
             self._lost(client)
         for wake in (self._wake_r, self._wake_w):
             if wake is not None:
