@@ -333,3 +333,36 @@ def test_run_watchdog_stops_a_looping_service(
         assert "TFM_SP_LOOP in watchdog: ran for more than 0.3 s" in err
         assert "loop.py:2 in loop_sfn" in err
         assert "stopped here by the watchdog" in err
+
+
+@pytest.mark.parametrize("backend", ["sfn", "ipc"])
+def test_ctrl_c_stops_a_looping_run_with_one_line(tmp_path: Path, backend: str) -> None:
+    """SIGINT while a service loops ends psaspm run with one line on stderr and exit 130,
+    no traceback."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    manifest = tmp_path / "loop.json"
+    manifest.write_text(LOOPING_MANIFEST, encoding="utf-8")
+    (tmp_path / "loop.py").write_text(
+        "import sys\n\ndef loop_sfn(msg):\n    print('looping', flush=True)\n"
+        "    while True:\n        pass\n"
+    )
+    app = _script(tmp_path, "def main(ns, system):\n    ns.call(system.constants['LOOP_HANDLE'])\n")
+    argv = [sys.executable, "-m", "psaspm", "run", str(manifest), "--ns", app, "-q"]
+    child = subprocess.Popen(
+        [*argv, "--backend", backend],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == "looping\n"  # the service is in its loop now
+    time.sleep(0.2)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 130
+    assert err == "psaspm: interrupted\n"
