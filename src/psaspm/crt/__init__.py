@@ -402,8 +402,7 @@ class _Runtime:
             include_dirs=[SHIM_INCLUDE],
             cflags=["-O2"],
         )
-        copy = _run_dir() / "psaspm-shim.so"
-        shutil.copyfile(so, copy)
+        copy = _copy(so, "psaspm-shim.so", "psaspm C runtime")
         self.lib: Any = _ffi.dlopen(str(copy), _ffi.RTLD_NOW | _ffi.RTLD_GLOBAL)
         sizes = [self.lib.psaspm_sizeof(i) for i in range(3)]
         if sizes != [_MSG_SIZE, _VEC_SIZE, _VEC_SIZE]:
@@ -431,10 +430,29 @@ _RUN_DIR: list[Path] = []
 def _run_dir() -> Path:
     """This process's folder of loaded images (removed when the process exits)."""
     if not _RUN_DIR:
-        folder = Path(tempfile.mkdtemp(prefix=f"psaspm-c-{os.getpid()}-"))
-        atexit.register(shutil.rmtree, folder, True)
+        pid = os.getpid()
+        folder = Path(tempfile.mkdtemp(prefix=f"psaspm-c-{pid}-"))
+
+        def remove() -> None:
+            if os.getpid() == pid:  # not a forked child's exit: the folder is the parent's
+                shutil.rmtree(folder, ignore_errors=True)
+
+        atexit.register(remove)
         _RUN_DIR.append(folder)
-    return _RUN_DIR[0]
+    folder = _RUN_DIR[0]
+    folder.mkdir(parents=True, exist_ok=True)  # someone may have cleaned /tmp
+    return folder
+
+
+def _copy(so: Path, name: str, label: str) -> Path:
+    """A private copy of ``so`` in the run folder (what the process maps and a debugger
+    finds by name)."""
+    target = _run_dir() / name
+    try:
+        shutil.copyfile(so, target)
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot copy {so} to {target}: {exc}") from None
+    return target
 
 
 def runtime_ready() -> Callable[[int, int, int], int]:
@@ -470,8 +488,7 @@ class CImage:
         runtime_ready()
         self.label = label
         self.files = tuple(files)
-        self.path = _run_dir() / f"{label.lower()}-{next(_image_ids)}.so"
-        shutil.copyfile(so, self.path)
+        self.path = _copy(so, f"{label.lower()}-{next(_image_ids)}.so", label)
         try:
             self._dll = ctypes.CDLL(str(self.path), mode=os.RTLD_NOW | os.RTLD_LOCAL)
         except OSError as exc:
