@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck pytest bench clean
+.PHONY: demo test check lint typecheck pytest bench clean arch-tests
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,8 @@ demo: $(STAMP)
 	    -D CRYPTO_STACK_SIZE=0x1800
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks tools
-	$(BIN)/ruff format --check src tests examples benchmarks tools
+	$(BIN)/ruff check src tests examples benchmarks tools arch_tests
+	$(BIN)/ruff format --check src tests examples benchmarks tools arch_tests
 
 # src and tests (pyproject); examples and benchmarks apart, as their folders
 # hold same-named modules (every example has an ns_app.py).
@@ -36,6 +36,13 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
 test: check pytest
+
+# Arm's psa-arch-tests FF IPC suite on psaspm (contract section 11): both builds,
+# IPC levels 1-3.  PSASPM_ARCH_TESTS=21 (or 1,21,44) runs only those tests.
+arch-tests: $(STAMP)
+	@for build in "" --stateless; do for level in 1 2 3; do \
+	    $(BIN)/python arch_tests/run.py $$build --isolation $$level || exit 1; \
+	done; done
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench

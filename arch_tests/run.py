@@ -45,8 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psaspm
+from psaspm import crt
 from psaspm.cbuild import INCLUDE_DIR, system_headers_dir
 from psaspm.errors import Panic
+from psaspm.kernel.door import DOOR
 from psaspm.manifest import load_system_manifest
 from psaspm.ns_c import CNsProgram
 
@@ -61,6 +63,12 @@ WATCHDOG_SECONDS = 5.0
 NVMEM = (0x102FFC00, 0x400)
 MMIO = ((0x00300F00, 0x20), (0x3801FC00, 0x101), (0x3801FE00, 0x101))
 PARTITIONS = (("client", 5000), ("server", 5001), ("driver", 5002))
+# The manifests' MMIO region names for the memory above (pal_config.h's addresses).
+REGIONS = {
+    "FF_TEST_NVMEM_REGION": NVMEM,
+    "FF_TEST_SERVER_PARTITION_MMIO": MMIO[1],
+    "FF_TEST_DRIVER_PARTITION_MMIO": MMIO[2],
+}
 
 
 def default_suite() -> Path:
@@ -155,9 +163,7 @@ def test_lists(suite: Path, build: Path, stateless: bool) -> list[str]:
     db_name = "stateless_rot_testsuite.db" if stateless else "testsuite.db"
     lines = (api / "ff" / "ipc" / db_name).read_text().splitlines(keepends=True)
     kept = [
-        line
-        for line in lines
-        if not (line.startswith("test_i") and int(line[6:9]) in LEFT_OUT)
+        line for line in lines if not (line.startswith("test_i") and int(line[6:9]) in LEFT_OUT)
     ]
     db = build / db_name
     db.write_text("".join(kept))
@@ -176,7 +182,9 @@ def test_lists(suite: Path, build: Path, stateless: bool) -> list[str]:
     return (build / "testlist.txt").read_text().split()
 
 
-def units(suite: Path, build: Path, generated: Path, tests: list[str], defines: list[str]) -> list[Unit]:
+def units(
+    suite: Path, build: Path, generated: Path, tests: list[str], defines: list[str]
+) -> list[Unit]:
     api = suite / "api-tests"
     ipc = api / "ff" / "ipc"
     common = [
@@ -215,7 +223,9 @@ def units(suite: Path, build: Path, generated: Path, tests: list[str], defines: 
         TARGET / "nspe" / "ns_main.c",
         api / "platform" / "targets" / "common" / "nspe" / "pal_weak.c",
     ]
-    ns_tests = [ipc / t / f"test_entry_{t[5:]}.c" for t in tests] + [ipc / t / f"{t}.c" for t in tests]
+    ns_tests = [ipc / t / f"test_entry_{t[5:]}.c" for t in tests] + [
+        ipc / t / f"{t}.c" for t in tests
+    ]
     client = Unit("client", [([api / "ff" / "partition" / "client_partition.c"], spe)])
     client.groups[0][0].extend(ipc / t / f"{t}.c" for t in tests)
     client.groups[0] = (client.groups[0][0], [*spe, f"-I{api / 'val' / 'nspe'}"])
@@ -289,7 +299,11 @@ def build_unit(unit: Unit, out: Path, jobs: int) -> Path:
     objects = [str(w[1]) for w in work]
     newest = max(Path(o).stat().st_mtime_ns for o in objects)
     listing = so.with_suffix(".objects")
-    if not so.is_file() or so.stat().st_mtime_ns < newest or listing.read_text() != "\n".join(objects):
+    if (
+        not so.is_file()
+        or so.stat().st_mtime_ns < newest
+        or listing.read_text() != "\n".join(objects)
+    ):
         argv = [*_cc(), "-shared", "-o", str(so), *objects]
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -318,8 +332,50 @@ def build(suite: Path, out: Path, stateless: bool, isolation: int) -> tuple[Path
         "-DSTATELESS_ROT=1" if stateless else "-DSTATELESS_ROT=0",
     ]
     jobs = max(1, min(4, os.cpu_count() or 1))
-    objects = {u.name: build_unit(u, out / f"L{isolation}", jobs) for u in units(suite, out, generated, tests, defines)}
+    objects = {
+        u.name: build_unit(u, out / f"L{isolation}", jobs)
+        for u in units(suite, out, generated, tests, defines)
+    }
     return listing, objects
+
+
+class Owners:
+    """Who may use the target's memory, as the isolation rules say: the partition whose
+    manifest names the region owns it; non-secure code may use none of it; at level 2
+    an Application RoT partition may not use PSA RoT memory; at level 3 a partition may
+    use only its own.  psaspm's C runtime asks for each pointer it reads or writes."""
+
+    def __init__(self, system: psaspm.System, isolation: int) -> None:
+        self.system = system
+        self.isolation = isolation
+        self.kinds: dict[str, str] = {}
+        self.spans: list[tuple[int, int, str]] = []
+        for part in system.manifest.partitions:
+            self.kinds[part.name] = part.type.value
+            for region in part.mmio_regions:
+                span = REGIONS.get(region.name or "")
+                if span is not None:
+                    self.spans.append((span[0], span[0] + span[1], part.name))
+
+    def __call__(self, addr: int, size: int) -> str | None:
+        for start, end, owner in self.spans:
+            if addr < end and addr + size > start:
+                why = self._why(owner)
+                if why is not None:
+                    return why
+        return None
+
+    def _why(self, owner: str) -> str | None:
+        if DOOR.iface.name == "ns":
+            return f"it is {owner}'s memory (secure)"
+        caller = self.system.watch_running()
+        if caller == owner or self.isolation == 1:
+            return None
+        if self.isolation == 3:
+            return f"it is {owner}'s memory (isolation level 3)"
+        if self.kinds.get(caller) == "APPLICATION-ROT" and self.kinds.get(owner) == "PSA-ROT":
+            return f"it is {owner}'s memory (PSA RoT; isolation level 2)"
+        return None
 
 
 def run(listing: Path, objects: dict[str, Path], isolation: int, nvmem_file: Path) -> bool:
@@ -333,6 +389,7 @@ def run(listing: Path, objects: dict[str, Path], isolation: int, nvmem_file: Pat
     system = psaspm.load(
         listing, backend="ipc", isolation=isolation, code=code, watchdog=WATCHDOG_SECONDS
     )
+    crt.set_memory_guard(Owners(system, isolation))
     program = CNsProgram(str(objects["ns"]))
     ns = system.ns_client()
     system.boot()

@@ -32,7 +32,7 @@ from psaspm.crt._cdef import ENTER_STATUS
 from psaspm.errors import ConfigError
 from psaspm.kernel._generated_api import Interface
 from psaspm.kernel.api import NAMES
-from psaspm.kernel.door import DOOR
+from psaspm.kernel.door import DOOR, NO_HAL
 from psaspm.system import NsClient, System
 
 SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx")
@@ -77,6 +77,21 @@ def ns_interface(ns: NsClient) -> Interface:
     return iface
 
 
+class _NsHal:
+    """The platform as non-secure C code reaches it: none of it (the calls are refused
+    as with no system running), except that a bad pointer in a psa/client.h call is
+    the non-secure caller's programmer error, returned as a status (crt)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(NO_HAL, name)
+
+    def fault(self, api: str, reason: str) -> NoReturn:
+        raise crt.NsPointerRefused(f"{api}: {reason}")
+
+
+_NS_HAL = _NsHal()
+
+
 class CNsProgram:
     """``main(ns, system)`` for a runner, running a C program's ``int main(void)``."""
 
@@ -113,13 +128,14 @@ class CNsProgram:
             main = image.address("main")
             if main is None:
                 raise ConfigError(f"{self.label}: {image.where} has no function main()")
-            previous = DOOR.iface
+            previous, previous_hal = DOOR.iface, DOOR.hal
             DOOR.iface = ns_interface(ns)
+            DOOR.hal = _NS_HAL
             try:
                 with _c_stdout_to(sys.stdout):
                     status = crt.enter(ENTER_STATUS, main)
             finally:
-                DOOR.iface = previous
+                DOOR.iface, DOOR.hal = previous, previous_hal
         finally:
             image.release()
         if status != 0:

@@ -84,6 +84,27 @@ def test_bad_handle_from_c_ns_code_is_a_status(
     assert "status -129" in capsys.readouterr().out
 
 
+def test_bad_pointer_from_c_ns_code_is_a_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A psa_call vector at unmapped memory from non-secure C code returns -129 (TF-M's
+    answer to a non-secure caller failing its memory check); the program goes on."""
+    app = _program(
+        tmp_path,
+        "int main(void) {\n"
+        "  psa_handle_t h = psa_connect(EXAMPLE_ECHO_SID, 1);\n"
+        "  psa_invec in = {(const void *)0x10, 4};\n"
+        "  psa_status_t s = psa_call(h, PSA_IPC_CALL, &in, 1, NULL, 0);\n"
+        '  printf("status %d\\n", (int)s);\n'
+        "  psa_status_t t = psa_call(h, PSA_IPC_CALL, (const psa_invec *)0x10, 1, NULL, 0);\n"
+        '  printf("status %d\\n", (int)t);\n'
+        "  psa_close(h);\n"
+        "  return s == PSA_ERROR_PROGRAMMER_ERROR && t == s ? 0 : 1; }\n",
+    )
+    assert main(["run", str(ECHO_PY), "--ns", app, "-q"]) == 0
+    assert capsys.readouterr().out.count("status -129") == 2
+
+
 def test_missing_main_and_compile_errors_are_bad_input(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

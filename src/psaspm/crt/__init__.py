@@ -43,7 +43,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from psaspm import cbuild, hal, psa
-from psaspm.consts import PSA_ERROR_CONNECTION_BUSY, PSA_MAX_IOVEC, PSA_SUCCESS
+from psaspm.consts import (
+    PSA_ERROR_CONNECTION_BUSY,
+    PSA_ERROR_PROGRAMMER_ERROR,
+    PSA_MAX_IOVEC,
+    PSA_SUCCESS,
+)
 from psaspm.crt._cdef import CALLBACKS, CDEF, ENTER_FLIH, ENTER_SFN, ENTER_STATUS, ENTER_VOID
 from psaspm.errors import ConfigError
 from psaspm.kernel.door import DOOR
@@ -152,16 +157,38 @@ _DOOR = DOOR
 _EMPTY = memoryview(bytearray())
 
 
-def _refuse(api: str, what: str, addr: int, size: int, access: str) -> NoReturn:
+def _refuse(
+    api: str, what: str, addr: int, size: int, access: str, why: str | None = None
+) -> NoReturn:
     """A bad pointer from partition code: the caller's programmer error (TF-M's memory
     check fails), a panic of the running partition.  psaspm checks host memory, not
     the caller's isolation boundary: a pointer into another partition's memory, which
-    TF-M refuses at isolation levels 2 and 3, passes here (less strict than TF-M)."""
+    TF-M refuses at isolation levels 2 and 3, passes here (less strict than TF-M)
+    unless a memory guard (:func:`set_memory_guard`) says whose memory it is."""
     DOOR.hal.fault(
         api,
         f"PSA_ERROR_PROGRAMMER_ERROR: {what} at {addr:#x} ({size} bytes) is not memory "
-        f"the caller may {access}",
+        f"the caller may {access}" + (f": {why}" if why else ""),
     )
+
+
+# A memory guard: for memory of the host that a platform gives owners (e.g. the
+# psa-arch-tests host target's MMIO regions at fixed addresses), why the running
+# caller may not use the ``size`` bytes at ``addr`` (None: it may).  Called after the
+# mapping check passed, only when installed; empty costs one test per pointer.
+MemoryGuard = Callable[[int, int], "str | None"]
+_GUARD: list[MemoryGuard] = []
+
+
+def set_memory_guard(guard: MemoryGuard | None) -> None:
+    """Install ``guard`` for every pointer C code hands psaspm (None: remove it)."""
+    _GUARD[:] = [] if guard is None else [guard]
+
+
+def _guard(api: str, what: str, addr: int, size: int, access: str) -> None:
+    why = _GUARD[0](addr, size)
+    if why is not None:
+        _refuse(api, what, addr, size, access, why)
 
 
 def _source(api: str, what: str, addr: int, size: int) -> memoryview:
@@ -171,6 +198,8 @@ def _source(api: str, what: str, addr: int, size: int) -> memoryview:
     view = _view(addr, size, False)
     if view is None:
         _refuse(api, what, addr, size, "read")
+    if _GUARD:
+        _guard(api, what, addr, size, "read")
     return view
 
 
@@ -181,6 +210,8 @@ def _target(api: str, what: str, addr: int, size: int) -> memoryview:
     view = _view(addr, size, True)
     if view is None:
         _refuse(api, what, addr, size, "write")
+    if _GUARD:
+        _guard(api, what, addr, size, "write")
     return view
 
 
@@ -240,12 +271,30 @@ def _psa_call(handle: int, type: int, in_vec: int, in_len: int, out_vec: int, ou
     return status
 
 
+class NsPointerRefused(Exception):
+    """A bad pointer in non-secure C code's ``psa_call`` (raised by the non-secure
+    side's ``Hal.fault``, ``psaspm.ns_c``): the call returns
+    ``PSA_ERROR_PROGRAMMER_ERROR``, as TF-M returns it to a non-secure caller whose
+    vectors fail its memory check (the NSPE is never panicked)."""
+
+
+def _psa_call_any_caller(
+    handle: int, type: int, in_vec: int, in_len: int, out_vec: int, out_len: int
+) -> int:
+    try:
+        return _psa_call(handle, type, in_vec, in_len, out_vec, out_len)
+    except NsPointerRefused:
+        return PSA_ERROR_PROGRAMMER_ERROR
+
+
 def _psa_get(signal: int, msg: int) -> int:
     index = bisect_right(_W_STARTS, msg) - 1
     if index < 0 or msg + _MSG_SIZE > _W_ENDS[index]:
         index = _find(msg, _MSG_SIZE, True)
         if index < 0:
             _refuse("psa_get", "the psa_msg_t", msg, _MSG_SIZE, "write")
+    if _GUARD:
+        _guard("psa_get", "the psa_msg_t", msg, _MSG_SIZE, "write")
     got = _DOOR.iface.psa_get(signal)
     rhandle = got.rhandle
     _MSG.pack_into(
@@ -280,6 +329,8 @@ def _psa_read(msg_handle: int, invec_idx: int, buffer: int, num_bytes: int) -> i
         index = _find(buffer, num_bytes, True)
         if index < 0:
             _refuse("psa_read", "the buffer", buffer, num_bytes, "write")
+    if _GUARD:
+        _guard("psa_read", "the buffer", buffer, num_bytes, "write")
     offset = buffer - _W_STARTS[index]
     _W_VIEWS[index][offset : offset + size] = data
     return size
@@ -294,6 +345,8 @@ def _psa_write(msg_handle: int, outvec_idx: int, buffer: int, num_bytes: int) ->
         index = _find(buffer, num_bytes, False)
         if index < 0:
             _refuse("psa_write", "the buffer", buffer, num_bytes, "read")
+    if _GUARD and num_bytes:
+        _guard("psa_write", "the buffer", buffer, num_bytes, "read")
     offset = buffer - _R_STARTS[index]
     _DOOR.iface.psa_write(msg_handle, outvec_idx, _R_VIEWS[index][offset : offset + num_bytes])
 
@@ -346,7 +399,7 @@ def _hal_deassert_irq(source: int) -> None:
 # The callbacks that convert; every other one is psaspm.psa's (or psaspm.hal's)
 # function of that name itself, its arguments and result being plain integers.
 _CONVERTERS: dict[str, Callable[..., Any]] = {
-    "psa_call": _psa_call,
+    "psa_call": _psa_call_any_caller,
     "psa_get": _psa_get,
     "psa_set_rhandle": _psa_set_rhandle,
     "psa_read": _psa_read,
