@@ -50,6 +50,7 @@ from psaspm.cbuild import INCLUDE_DIR, system_headers_dir
 from psaspm.errors import Panic
 from psaspm.kernel.door import DOOR
 from psaspm.manifest import load_system_manifest
+from psaspm.manifest.model import SystemManifest
 from psaspm.ns_c import CNsProgram
 
 HERE = Path(__file__).resolve().parent
@@ -183,7 +184,12 @@ def test_lists(suite: Path, build: Path, stateless: bool) -> list[str]:
 
 
 def units(
-    suite: Path, build: Path, generated: Path, tests: list[str], defines: list[str]
+    suite: Path,
+    build: Path,
+    generated: Path,
+    tests: list[str],
+    defines: list[str],
+    heaps: dict[str, int],
 ) -> list[Unit]:
     api = suite / "api-tests"
     ipc = api / "ff" / "ipc"
@@ -247,6 +253,10 @@ def units(
             (ns_tests, [*nspe, "-DNONSECURE_TEST_BUILD", "-DCC_OPTIONS", "-DAS_OPTIONS"]),
         ],
     )
+    heap = TARGET / "spe" / "sp_heap.c"
+    for unit in (client, server, driver):
+        size = heaps[f"{unit.name.upper()}_PARTITION"]
+        unit.groups.append(([heap], [*spe, f"-DPSASPM_ARCH_HEAP_SIZE={size}"]))
     return [client, server, driver, ns]
 
 
@@ -312,6 +322,15 @@ def build_unit(unit: Unit, out: Path, jobs: int) -> Path:
     return so
 
 
+def heap_sizes(manifest: SystemManifest) -> dict[str, int]:
+    """Each partition's manifest heap_size (0 when it gives none)."""
+    sizes = {}
+    for part in manifest.partitions:
+        size = part.heap_size
+        sizes[part.name] = size if isinstance(size, int) else int(size, 0)
+    return sizes
+
+
 def build(suite: Path, out: Path, stateless: bool, isolation: int) -> tuple[Path, dict[str, Path]]:
     """Build one configuration; returns the manifest list and the shared objects."""
     out.mkdir(parents=True, exist_ok=True)
@@ -334,7 +353,7 @@ def build(suite: Path, out: Path, stateless: bool, isolation: int) -> tuple[Path
     jobs = max(1, min(4, os.cpu_count() or 1))
     objects = {
         u.name: build_unit(u, out / f"L{isolation}", jobs)
-        for u in units(suite, out, generated, tests, defines)
+        for u in units(suite, out, generated, tests, defines, heap_sizes(manifest))
     }
     return listing, objects
 
