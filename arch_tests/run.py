@@ -5,7 +5,8 @@
 The suite's sources (``--suite``, default ``../shared/psa-arch-tests`` beside
 the checkout, or ``$PSA_ARCH_TESTS_PATH``) are read, never written.  This
 script does what the suite's CMake does for a target (``arch_tests/target``,
-the host target's PAL and ``pal_config.h``):
+the host target's PAL, ``pal_config.h`` and ``target.cmake``, whose source
+lists this script reads):
 
 - writes the test lists with the suite's own ``tools/scripts/gen_tests_list.py``
   from its ``testsuite.db`` (or ``stateless_rot_testsuite.db``), leaving out the
@@ -38,6 +39,7 @@ import hashlib
 import json
 import mmap
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -192,6 +194,20 @@ def test_lists(suite: Path, build: Path, stateless: bool) -> list[str]:
     return (build / "testlist.txt").read_text().split()
 
 
+def target_sources(api: Path) -> dict[str, list[Path]]:
+    """The source lists of the target's target.cmake (``list(APPEND NAME files...)``)."""
+    text = re.sub(r"#.*", "", (TARGET / "target.cmake").read_text())
+    lists: dict[str, list[Path]] = {}
+    for name, body in re.findall(r"list\s*\(\s*APPEND\s+(\w+)([^)]*)\)", text):
+        for item in body.split():
+            path = item.replace("${PSA_ROOT_DIR}", str(api))
+            path = path.replace("${PSA_TARGET_DIR}", str(TARGET))
+            if "${" in path:
+                raise SystemExit(f"{TARGET / 'target.cmake'}: unknown variable in {item}")
+            lists.setdefault(name, []).append(Path(path))
+    return lists
+
+
 def units(
     suite: Path,
     build: Path,
@@ -233,11 +249,8 @@ def units(
         )
     ]
     val_common = sorted((suite / "val_common" / "src").glob("*.c"))
-    ns_pal = [
-        TARGET / "nspe" / "pal_driver_ipc_intf.c",
-        TARGET / "nspe" / "ns_main.c",
-        api / "platform" / "targets" / "common" / "nspe" / "pal_weak.c",
-    ]
+    pal = target_sources(api)
+    ns_pal = pal["PAL_SRC_C_NSPE"]
     ns_tests = [ipc / t / f"test_entry_{t[5:]}.c" for t in tests] + [
         ipc / t / f"{t}.c" for t in tests
     ]
@@ -249,7 +262,7 @@ def units(
     driver_sources = [
         api / "val" / "spe" / "val_driver_service_apis.c",
         api / "ff" / "partition" / "driver_partition.c",
-        TARGET / "spe" / "pal_driver_intf.c",
+        *pal["PAL_SRC_C_DRIVER_SP"],
         # the VAL's formatter and memory helpers (its peripherals file is the NS side's)
         *(s for s in val_common if s.name != "val_common_peripherals.c"),
     ]
@@ -262,10 +275,10 @@ def units(
             (ns_tests, [*nspe, "-DNONSECURE_TEST_BUILD", "-DCC_OPTIONS", "-DAS_OPTIONS"]),
         ],
     )
-    heap = TARGET / "spe" / "sp_heap.c"
     for unit in (client, server, driver):
         size = heaps[f"{unit.name.upper()}_PARTITION"]
-        unit.groups.append(([heap], [*spe, f"-DPSASPM_ARCH_HEAP_SIZE={size}"]))
+        heap = pal["PAL_SRC_C_PARTITION_HEAP"]
+        unit.groups.append((heap, [*spe, f"-DPSASPM_ARCH_HEAP_SIZE={size}"]))
     return [client, server, driver, ns]
 
 
