@@ -3,11 +3,14 @@ non-secure side, where psa/client.h acts for NS client -1 (contract section 9)."
 
 from __future__ import annotations
 
+import ctypes
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from psaspm import crt
 from psaspm.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,3 +132,43 @@ def test_each_run_starts_with_fresh_globals(
         " return runs == 1 ? 0 : 1; }\n",
     )
     assert main(["compare", str(ECHO_PY), "--ns", app, "--repeat", "2", "-q"]) == 0
+
+
+@pytest.fixture
+def _secret_guard() -> Iterator[None]:
+    """A memory guard refusing memory that starts with b"FORBIDDEN" (removed after)."""
+
+    def guard(addr: int, size: int) -> str | None:
+        head = ctypes.string_at(addr, min(size, 9))
+        return "it is the test's secret" if head == b"FORBIDDEN"[: len(head)] else None
+
+    crt.set_memory_guard(guard)
+    try:
+        yield
+    finally:
+        crt.set_memory_guard(None)
+
+
+@pytest.mark.usefixtures("_secret_guard")
+def test_memory_guard_refuses_what_it_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pointer the installed memory guard refuses fails psa_call's memory check (-129
+    for non-secure code) while other memory passes."""
+    app = _program(
+        tmp_path,
+        'static const char secret[16] = "FORBIDDEN";\n'
+        'static const char open_[16] = "hello";\n'
+        "int main(void) {\n"
+        "  psa_handle_t h = psa_connect(EXAMPLE_ECHO_SID, 1);\n"
+        "  char out[16];\n"
+        "  psa_invec bad = {secret, 9}, good = {open_, 5};\n"
+        "  psa_outvec o = {out, sizeof out};\n"
+        "  psa_status_t s = psa_call(h, PSA_IPC_CALL, &bad, 1, &o, 1);\n"
+        "  psa_status_t t = psa_call(h, PSA_IPC_CALL, &good, 1, &o, 1);\n"
+        '  printf("refused %d, allowed %d\\n", (int)s, (int)t);\n'
+        "  psa_close(h);\n"
+        "  return s == PSA_ERROR_PROGRAMMER_ERROR && t >= 0 ? 0 : 1; }\n",
+    )
+    assert main(["run", str(ECHO_PY), "--ns", app, "-q"]) == 0
+    assert "refused -129, allowed" in capsys.readouterr().out
