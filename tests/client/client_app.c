@@ -53,6 +53,20 @@ static int basic(void)
     printf("count_value=%u\n", count);
     psa_close(handle);
     printf("after_close=%d\n", psa_call(handle, ECHO, in, 1, outv, 1));
+    /* Vectors and vector arrays on the heap (not the stack): copied the careful way. */
+    handle = psa_connect(ECHO_SID, 1);
+    psa_invec *heap_in = malloc(sizeof *heap_in);
+    psa_outvec *heap_out = malloc(sizeof *heap_out);
+    char *heap_bytes = malloc(16);
+    memcpy(heap_bytes, "heap", 4);
+    *heap_in = (psa_invec){heap_bytes, 4};
+    *heap_out = (psa_outvec){heap_bytes + 4, 12};
+    printf("heap_call=%d\n", psa_call(handle, ECHO, heap_in, 1, heap_out, 1));
+    printf("heap_out=%.*s\n", (int)heap_out->len, heap_bytes + 4);
+    psa_close(handle);
+    free(heap_in);
+    free(heap_out);
+    free(heap_bytes);
     return 0;
 }
 

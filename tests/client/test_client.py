@@ -74,8 +74,8 @@ def remote_basic(address: str) -> dict[str, str]:
 
 def test_basic_calls_match_psaspm_remote(app: Path, serve: ServeFn) -> None:
     """Over a Unix socket, a C client's framework version, versions, connect, calls (out-vector
-    lengths updated to the bytes written) and close give what psaspm.remote gets for the same
-    calls, with nothing on stderr."""
+    lengths updated to the bytes written; vectors on the stack or the heap) and close give what
+    psaspm.remote gets for the same calls, with nothing on stderr."""
     server = serve()
     ran = run_app(app, server.address, "basic")
     assert ran.returncode == 0, ran.stderr
@@ -91,16 +91,32 @@ def test_basic_calls_match_psaspm_remote(app: Path, serve: ServeFn) -> None:
     assert ran.values["call_too_small"] == str(PSA_ERROR_BUFFER_TOO_SMALL)
     assert ran.values["count_value"] == "1"
     assert ran.values["after_close"] == PROG
+    assert ran.values["heap_call"] == "0" and ran.values["heap_out"] == "heap"
 
 
-def test_tcp_address(app: Path, serve: ServeFn) -> None:
-    """PSASPM_SERVER=tcp:HOST:PORT reaches a server listening on TCP loopback."""
-    server = serve(listen="tcp:127.0.0.1:0")
-    assert server.address.startswith("tcp:127.0.0.1:")
-    ran = run_app(app, server.address, "basic")
-    assert ran.returncode == 0, ran.stderr
-    assert ran.values["call"] == "0" and ran.values["out"] == "hello,world"
-    assert ran.values["after_close"] == PROG
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]"])
+def test_tcp_address(app: Path, serve: ServeFn, host: str) -> None:
+    """PSASPM_SERVER=tcp:HOST:PORT (IPv4, or IPv6 with or without brackets) reaches a server
+    listening on TCP loopback."""
+    if host == "[::1]" and not _ipv6_loopback():
+        pytest.skip("no IPv6 loopback here")
+    server = serve(listen=f"tcp:{host}:0")
+    port = server.address.rsplit(":", 1)[1]
+    address = f"tcp:{host}:{port}"
+    for other in sorted({address, server.address}):  # the server prints ::1 unbracketed
+        ran = run_app(app, other, "basic")
+        assert ran.returncode == 0, ran.stderr
+        assert ran.values["call"] == "0" and ran.values["out"] == "hello,world"
+        assert ran.values["after_close"] == PROG
 
 
 def test_misuse_is_a_programmer_error_and_the_client_keeps_working(

@@ -28,10 +28,13 @@
  * made by fork() does not share its parent's connection: its first call opens
  * its own (a new NS client).
  *
- * Vectors are checked with process_vm_readv/process_vm_writev on the
- * process itself, so an unreadable in-vector or unwritable out-vector is a
- * programmer error, never a crash.  Where those system calls are refused (a
- * seccomp filter), vectors are copied with memcpy as any C library would.
+ * Vectors (and the vector arrays) on the calling thread's stack, the usual
+ * case, are checked by address arithmetic; any other is copied with
+ * process_vm_readv/process_vm_writev on the process itself (out-vectors probed
+ * before the request is sent), so an unreadable in-vector or unwritable
+ * out-vector is a programmer error, never a crash.  Where those system calls
+ * are refused (a seccomp filter), vectors are copied with memcpy as any C
+ * library would.
  *
  * SPDX-License-Identifier: BSD-3-Clause
  */
@@ -641,14 +644,43 @@ static void vm_probe(void)
 }
 
 /*
- * Copy n (at most 2 * MAX_VECTORS) regions between ours[i] (this library's
+ * The calling thread's stack, [sp, stack_top), is mapped and writable: the
+ * usual home of vectors, checked by arithmetic instead of a system call
+ * (process_vm_readv costs about a microsecond).  stack_top is found once per
+ * thread; 0 when it cannot be.
+ */
+static __thread uintptr_t stack_top;
+static __thread int stack_looked_up;
+
+static int on_stack(const void *base, size_t len, uintptr_t sp)
+{
+    if (!stack_looked_up) {
+        pthread_attr_t attr;
+        void *addr = NULL;
+        size_t size = 0;
+        stack_looked_up = 1;
+        if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+            if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+                stack_top = (uintptr_t)addr + size;
+            }
+            pthread_attr_destroy(&attr);
+        }
+    }
+    uintptr_t lo = (uintptr_t)base;
+    return len == 0 || (lo >= sp && lo < stack_top && len <= stack_top - lo);
+}
+
+/*
+ * Copy n (at most 2 * MAX_VECTORS + 1) regions between ours[i] (this library's
  * memory) and theirs[i] (the caller's, same lengths) without faulting: from
  * theirs to ours when `reading`, else from ours to theirs.  1 when every byte
  * was copied, 0 when some byte of the caller's could not be read or written.
+ * `known_good`: the caller's regions are known accessible (plain copies).
  */
-static int safe_copy(const struct iovec *ours, const struct iovec *theirs, size_t n, int reading)
+static int safe_copy(const struct iovec *ours, const struct iovec *theirs, size_t n, int reading,
+                     int known_good)
 {
-    struct iovec a[2 * MAX_VECTORS], b[2 * MAX_VECTORS];
+    struct iovec a[2 * MAX_VECTORS + 1], b[2 * MAX_VECTORS + 1];
     size_t total = 0;
     unsigned long m = 0;
     for (size_t i = 0; i < n; i++) {
@@ -663,8 +695,10 @@ static int safe_copy(const struct iovec *ours, const struct iovec *theirs, size_
     if (m == 0) {
         return 1;
     }
-    pthread_once(&vm_once, vm_probe);
-    if (!vm_ok) {
+    if (!known_good) {
+        pthread_once(&vm_once, vm_probe);
+    }
+    if (known_good || !vm_ok) {
         for (unsigned long i = 0; i < m; i++) {
             if (reading) {
                 memcpy(a[i].iov_base, b[i].iov_base, b[i].iov_len);
@@ -727,14 +761,17 @@ psa_status_t psa_call(psa_handle_t handle, int32_t type, const psa_invec *in_vec
         return PSA_ERROR_PROGRAMMER_ERROR;
     }
     /* ... and vector arrays, in-vectors or out-vectors the caller may not access. */
+    uintptr_t sp = (uintptr_t)&c;
     psa_invec ins[MAX_VECTORS];
     psa_outvec outs[MAX_VECTORS];
-    struct iovec ours[2 * MAX_VECTORS], theirs[2 * MAX_VECTORS];
-    ours[0] = (struct iovec){ins, in_len * sizeof *ins};
-    ours[1] = (struct iovec){outs, out_len * sizeof *outs};
-    theirs[0] = (struct iovec){(void *)in_vec, in_len * sizeof *ins};
-    theirs[1] = (struct iovec){out_vec, out_len * sizeof *outs};
-    if (!safe_copy(ours, theirs, 2, 1) || !safe_copy(ours + 1, theirs + 1, 1, 0)) {
+    struct iovec ours[2 * MAX_VECTORS + 1], theirs[2 * MAX_VECTORS + 1];
+    size_t in_bytes = in_len * sizeof *ins, out_bytes = out_len * sizeof *outs;
+    int fast = on_stack(in_vec, in_bytes, sp) && on_stack(out_vec, out_bytes, sp);
+    ours[0] = (struct iovec){ins, in_bytes};
+    ours[1] = (struct iovec){outs, out_bytes};
+    theirs[0] = (struct iovec){(void *)in_vec, in_bytes};
+    theirs[1] = (struct iovec){out_vec, out_bytes};
+    if (!safe_copy(ours, theirs, 2, 1, fast)) {
         return PSA_ERROR_PROGRAMMER_ERROR;
     }
     size_t in_total = 0, out_total = 0;
@@ -744,6 +781,7 @@ psa_status_t psa_call(psa_handle_t handle, int32_t type, const psa_invec *in_vec
                 ins[i].len, MAX_VECTOR);
             return PSA_ERROR_PROGRAMMER_ERROR;
         }
+        fast = fast && on_stack(ins[i].base, ins[i].len, sp);
         in_total += ins[i].len;
     }
     for (size_t i = 0; i < out_len; i++) {
@@ -752,6 +790,7 @@ psa_status_t psa_call(psa_handle_t handle, int32_t type, const psa_invec *in_vec
                 outs[i].len, MAX_VECTOR);
             return PSA_ERROR_PROGRAMMER_ERROR;
         }
+        fast = fast && on_stack(outs[i].base, outs[i].len, sp);
         out_total += outs[i].len;
     }
     if (out_total > MAX_OUT_TOTAL) {
@@ -790,9 +829,13 @@ psa_status_t psa_call(psa_handle_t handle, int32_t type, const psa_invec *in_vec
         theirs[in_len + i] = (struct iovec){outs[i].base, outs[i].len};
         data += outs[i].len;
     }
-    /* In-vectors copied into the frame; out-vectors read and their bytes written back. */
-    if (!safe_copy(ours, theirs, in_len + out_len, 1)
-        || !safe_copy(ours + in_len, theirs + in_len, out_len, 0)) {
+    /* The out-vector array last: its lens are written after the call. */
+    ours[in_len + out_len] = (struct iovec){outs, out_bytes};
+    theirs[in_len + out_len] = (struct iovec){out_vec, out_bytes};
+    /* In-vectors copied into the frame, out-vectors read; the out-vectors and their array
+     * written back with their own bytes (so they are known writable before the call). */
+    if (!safe_copy(ours, theirs, fast ? in_len : in_len + out_len, 1, fast)
+        || (!fast && !safe_copy(ours + in_len, theirs + in_len, out_len + 1, 0, 0))) {
         pthread_mutex_unlock(&c->lock);
         return PSA_ERROR_PROGRAMMER_ERROR;
     }
@@ -802,35 +845,33 @@ psa_status_t psa_call(psa_handle_t handle, int32_t type, const psa_invec *in_vec
         pthread_mutex_unlock(&c->lock);
         return PSA_ERROR_COMMUNICATION_FAILURE;
     }
-    /* RESULT: i32 value, u8 n_out, u8 0, u16 0, n_out x u32 out_len, then the bytes. */
+    /* RESULT (checked by request): i32 value, u8 n_out, u8 0, u16 0, n_out x u32 out_len, the
+     * bytes. */
     const uint8_t *r = c->buf + 12;
-    uint32_t n = length - HEADER_SIZE;
     size_t n_out = r[4];
-    size_t pos = 8u + 4u * n_out, sum = 0;
-    int bad = n_out != out_len || n < pos;
+    int bad = n_out != out_len;
     for (size_t i = 0; !bad && i < n_out; i++) {
         outs[i].len = get_u32(r + 8 + 4 * i);
         bad = outs[i].len > theirs[in_len + i].iov_len;
-        sum += outs[i].len;
     }
-    if (bad || n != pos + sum) {
+    if (bad) {
         lose(c, api, "MALFORMED: the RESULT's out-vectors do not match the call's");
         pthread_mutex_unlock(&c->lock);
         return PSA_ERROR_COMMUNICATION_FAILURE;
     }
-    const uint8_t *bytes = r + pos;
+    /* The bytes written, and each out-vector's len set to their count, as in TF-M. */
+    const uint8_t *bytes = r + 8 + 4 * n_out;
     for (size_t i = 0; i < n_out; i++) {
         ours[i] = (struct iovec){(void *)bytes, outs[i].len};
         theirs[i] = (struct iovec){outs[i].base, outs[i].len};
         bytes += outs[i].len;
     }
-    int written = safe_copy(ours, theirs, n_out, 0);
+    ours[n_out] = (struct iovec){outs, out_bytes};
+    theirs[n_out] = (struct iovec){out_vec, out_bytes};
+    int written = safe_copy(ours, theirs, n_out + 1, 0, fast);
     consume(c, length);
     pthread_mutex_unlock(&c->lock);
-    /* An out-vector's len becomes the bytes written, as in TF-M. */
-    ours[0] = (struct iovec){outs, out_len * sizeof *outs};
-    theirs[0] = (struct iovec){out_vec, out_len * sizeof *outs};
-    if (!written || !safe_copy(ours, theirs, 1, 0)) {
+    if (!written) {
         /* Writable when the call began: another thread of the caller's unmapped it since. */
         say(api, "an out-vector became unwritable during the call");
         return PSA_ERROR_PROGRAMMER_ERROR;
