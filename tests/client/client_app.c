@@ -12,6 +12,9 @@
  *   threads T N    T threads, each with its own connection handle, N calls each
  *   panic SID      connect to SID, call type 1 (the test service panics), call again
  *   fork           connect, fork: the child calls with its own connection
+ *   fork-during-call SID
+ *                  a thread holds a call (type 2) on SID; after a line on stdin, fork:
+ *                  the child calls; then the held call's status once it is released
  */
 
 #include <pthread.h>
@@ -185,6 +188,49 @@ static int panic(uint32_t sid)
     return 0;
 }
 
+struct held {
+    pthread_t thread;
+    psa_handle_t handle;
+    psa_status_t status;
+};
+
+static void *hold(void *arg)
+{
+    struct held *h = arg;
+    h->status = psa_call(h->handle, 2, NULL, 0, NULL, 0); /* HOLD: answered at RELEASE */
+    return NULL;
+}
+
+/* fork() while another thread is inside a call (holding the library's lock). */
+static int fork_during_call(uint32_t sid)
+{
+    struct held h = {.handle = psa_connect(sid, 1), .status = 1};
+    pthread_create(&h.thread, NULL, hold, &h);
+    char line[16];
+    if (fgets(line, sizeof line, stdin) == NULL) { /* the test saw the call held */
+        return 2;
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        psa_handle_t own = psa_connect(sid, 1);
+        char out[4];
+        psa_invec in[1] = {{"kid", 3}};
+        psa_outvec outv[1] = {{out, sizeof out}};
+        printf("child_call=%d\n", psa_call(own, 0, in, 1, outv, 1));
+        psa_close(own);
+        fflush(stdout);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    printf("child_exit=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    fflush(stdout);
+    pthread_join(h.thread, NULL);
+    printf("held_call=%d\n", h.status);
+    psa_close(h.handle);
+    return 0;
+}
+
 static int forked(void)
 {
     psa_handle_t handle = psa_connect(ECHO_SID, 1);
@@ -232,6 +278,10 @@ int main(int argc, char **argv)
     if (strcmp(mode, "fork") == 0) {
         return forked();
     }
-    fprintf(stderr, "usage: client_app basic|misuse|gone|many N|threads T N|panic SID|fork\n");
+    if (strcmp(mode, "fork-during-call") == 0 && argc > 2) {
+        return fork_during_call((uint32_t)strtoul(argv[2], NULL, 0));
+    }
+    fprintf(stderr, "usage: client_app basic|misuse|gone|many N|threads T N|panic SID|fork|"
+                    "fork-during-call SID\n");
     return 2;
 }

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import socket
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +41,19 @@ from .conftest import (
 ECHO_SID = 0xF000
 COMM = str(PSA_ERROR_COMMUNICATION_FAILURE)
 PROG = str(PSA_ERROR_PROGRAMMER_ERROR)
+
+
+REMOTE_STATELESS = 0x40000100  # REMOTE_ECHO_STATELESS's static handle (tests/remote)
+REMOTE_PROBE = 0x40000101
+RELEASE = 3  # answers every held call
+
+
+def probe(client: remote.RemoteClient) -> dict[str, Any]:
+    """What the tests/remote service partition has seen (its REMOTE_PROBE service)."""
+    out = bytearray(4096)
+    assert client.call(REMOTE_PROBE, 0, (), [out]) == PSA_SUCCESS
+    parsed: dict[str, Any] = json.loads(out)
+    return parsed
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -312,6 +327,31 @@ def test_forked_child_is_its_own_client(app: Path, serve: ServeFn) -> None:
     assert ran.values["child_parent_handle"] == PROG
     assert ran.values["child_ok"] == "1" and ran.values["child_exit"] == "0"
     assert ran.values["parent_ok"] == "1"
+
+
+def test_fork_while_another_thread_is_in_a_call(app: Path, serve: ServeFn) -> None:
+    """A child forked while another thread of its parent is inside a call (holding the
+    library's lock) can call at once on its own connection; the held call completes after."""
+    server = serve(sources=(REMOTE_SERVICES,))
+    client = subprocess.Popen(
+        [str(app), "fork-during-call", "0xF800"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=client_env(server.address),
+    )
+    assert client.stdin is not None and client.stdout is not None
+    with remote.connect(server.address) as watcher:
+        wait_for(lambda: probe(watcher)["held"] == 1)
+        client.stdin.write("fork\n")
+        client.stdin.flush()
+        assert client.stdout.readline().strip() == "child_call=0"
+        assert client.stdout.readline().strip() == "child_exit=0"
+        assert watcher.call(REMOTE_STATELESS, RELEASE) == 1
+        out, err = client.communicate(timeout=30)
+    assert client.returncode == 0, err
+    assert out.strip() == "held_call=0"
 
 
 def test_secure_panic(app: Path, serve: ServeFn) -> None:

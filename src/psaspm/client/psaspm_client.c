@@ -26,7 +26,8 @@
  * serialised on one connection (one request in flight per process), so a
  * call that blocks inside a service delays the other threads' calls.  A child
  * made by fork() does not share its parent's connection: its first call opens
- * its own (a new NS client).
+ * its own (a new NS client), even if another thread of the parent's was inside
+ * a call at the fork.
  *
  * Vectors (and the vector arrays) on the calling thread's stack, the usual
  * case, are checked by address arithmetic; any other is copied with
@@ -425,6 +426,29 @@ fail:
     c->fd = -1;
     c->have = 0;
     return -1;
+}
+
+/*
+ * In a child made by fork(): the lock may have been held by a thread of the
+ * parent's that the child does not have, and the connection is the parent's.
+ * The child starts as a fresh client.  (ready() also compares the pid, for a
+ * child made without the pthread_atfork handlers, e.g. by a raw clone.)
+ */
+static void forked_child(void)
+{
+    struct client *c = &the_client;
+    pthread_mutex_init(&c->lock, NULL);
+    if (c->fd >= 0) {
+        close(c->fd);
+    }
+    c->fd = -1;
+    c->have = 0;
+    c->state = NOT_CONNECTED;
+}
+
+__attribute__((constructor)) static void install_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, forked_child);
 }
 
 /* Ready to send: 0, or -1 after saying why. Caller holds the lock. */
