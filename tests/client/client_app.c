@@ -66,6 +66,18 @@ static int basic(void)
     *heap_out = (psa_outvec){heap_bytes + 4, 12};
     printf("heap_call=%d\n", psa_call(handle, ECHO, heap_in, 1, heap_out, 1));
     printf("heap_out=%.*s\n", (int)heap_out->len, heap_bytes + 4);
+    /* Near the protocol's limit: 200,000 bytes each way, several reads and writes. */
+    size_t big = 200000;
+    char *big_in = malloc(big), *big_out = malloc(big);
+    for (size_t i = 0; i < big; i++) {
+        big_in[i] = (char)(i * 7);
+    }
+    psa_invec big_inv[1] = {{big_in, big}};
+    psa_outvec big_outv[1] = {{big_out, big}};
+    printf("big_call=%d\n", psa_call(handle, ECHO, big_inv, 1, big_outv, 1));
+    printf("big_ok=%d\n", big_outv[0].len == big && memcmp(big_in, big_out, big) == 0);
+    free(big_in);
+    free(big_out);
     psa_close(handle);
     free(heap_in);
     free(heap_out);

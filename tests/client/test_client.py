@@ -89,8 +89,8 @@ def remote_basic(address: str) -> dict[str, str]:
 
 def test_basic_calls_match_psaspm_remote(app: Path, serve: ServeFn) -> None:
     """Over a Unix socket, a C client's framework version, versions, connect, calls (out-vector
-    lengths updated to the bytes written; vectors on the stack or the heap) and close give what
-    psaspm.remote gets for the same calls, with nothing on stderr."""
+    lengths updated to the bytes written; vectors on the stack or the heap, up to 200,000 bytes)
+    and close give what psaspm.remote gets for the same calls, with nothing on stderr."""
     server = serve()
     ran = run_app(app, server.address, "basic")
     assert ran.returncode == 0, ran.stderr
@@ -107,6 +107,7 @@ def test_basic_calls_match_psaspm_remote(app: Path, serve: ServeFn) -> None:
     assert ran.values["count_value"] == "1"
     assert ran.values["after_close"] == PROG
     assert ran.values["heap_call"] == "0" and ran.values["heap_out"] == "heap"
+    assert ran.values["big_call"] == "0" and ran.values["big_ok"] == "1"
 
 
 def _ipv6_loopback() -> bool:
@@ -181,9 +182,11 @@ def test_server_gone(app: Path, serve: ServeFn, stop: signal.Signals) -> None:
     values = dict(line.split("=", 1) for line in out.split())
     assert values == {"first": COMM, "second": COMM, "connect": COMM, "end": "1"}
     lines = err.splitlines()
-    assert lines[0].startswith("psaspm client: psa_call: ")
+    assert lines[0].startswith(f"psaspm client: psa_call: lost the server at {server.address}: ")
     if stop is signal.SIGTERM:
         assert "SHUTDOWN" in lines[0]  # the server's fatal error, read after the failed send
+    else:
+        assert "TRUNCATED: the server closed the connection" in lines[0]
     assert lines[1].startswith("psaspm client: psa_call: not connected: ")
     assert lines[2].startswith("psaspm client: psa_connect: not connected: ")
     assert len(lines) == 4  # and psa_close's

@@ -119,7 +119,8 @@ struct client {
     pid_t pid;                /* the process that opened fd (fork check) */
     int fd;
     uint32_t seq;             /* last seq used; HELLO is 1 */
-    char lost[512];           /* why the connection is LOST */
+    char addr[256];           /* $PSASPM_SERVER when connected (cut to fit) */
+    char lost[800];           /* why the connection is LOST */
     uint8_t *out;             /* the request being sent */
     size_t out_cap;
     uint8_t *buf;             /* received bytes in buf[0..have) */
@@ -138,7 +139,7 @@ static void say(const char *api, const char *fmt, ...) __attribute__((format(pri
 /* One line on stderr: "psaspm client: API: what happened". */
 static void say(const char *api, const char *fmt, ...)
 {
-    char text[768];
+    char text[1024];
     va_list args;
     va_start(args, fmt);
     vsnprintf(text, sizeof text, fmt, args);
@@ -171,10 +172,12 @@ static void lose(struct client *c, const char *api, const char *fmt, ...)
 
 static void lose(struct client *c, const char *api, const char *fmt, ...)
 {
+    char what[512];
     va_list args;
     va_start(args, fmt);
-    vsnprintf(c->lost, sizeof c->lost, fmt, args);
+    vsnprintf(what, sizeof what, fmt, args);
     va_end(args);
+    snprintf(c->lost, sizeof c->lost, "lost the server at %s: %s", c->addr, what);
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
@@ -369,6 +372,7 @@ static int open_connection(struct client *c, const char *api)
         return -1;
     }
     c->fd = fd;
+    snprintf(c->addr, sizeof c->addr, "%s", addr);
     c->pid = getpid();
     c->have = 0;
     c->seq = 1;
@@ -518,7 +522,11 @@ static int exchange(struct client *c, const char *api, size_t len, uint32_t *len
         if (waiting_error(c, why, sizeof why)) {
             lose(c, api, "%s", why); /* the server said why it hung up (SHUTDOWN, ...) */
         } else {
-            lose(c, api, "cannot send to the server: %s", strerror(err));
+            if (err == EPIPE || err == ECONNRESET) {
+                lose(c, api, "TRUNCATED: the server closed the connection (%s)", strerror(err));
+            } else {
+                lose(c, api, "cannot send to the server: %s", strerror(err));
+            }
         }
         return 0;
     }
