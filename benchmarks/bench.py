@@ -18,12 +18,14 @@ import itertools
 import json
 import os
 import platform
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -32,6 +34,7 @@ from typing import Any
 import yaml
 
 import psaspm
+from psaspm import remote
 from psaspm.consts import PSA_IPC_CALL, PSA_SUCCESS
 from psaspm.kernel.door import DOOR
 from psaspm.kernel.objects import ConnStatus
@@ -326,6 +329,8 @@ def _trivial_code(system: System) -> dict[str, ModuleType]:
 def _boot_and_parse() -> tuple[Runner, Runner, int]:
     lists = [TFM_LIST, TESTS_LIST]
     config = {flag: True for path in lists for flag in _conditionals(path)}
+    # The FLIH and SLIH tests bind one timer source; a build enables one of them.
+    config["TFM_PARTITION_SLIH_TEST"] = False
     probe = psaspm.load(lists, backend="ipc", isolation=1, config=config)
     code = _trivial_code(probe)
     files = [*lists, *(p.manifest_path for p in probe.manifest.partitions)]
@@ -346,6 +351,118 @@ def _boot_and_parse() -> tuple[Runner, Runner, int]:
         return clock() - t0
 
     return boot, parse, len(probe.manifest.partitions)
+
+
+# --------------------------------------------------------------------------- serve
+RAW_ECHO_SERVER = """
+import socket, sys
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(sys.argv[1])
+listener.listen(1)
+print("ready", flush=True)
+conn, _ = listener.accept()
+while True:
+    data = conn.recv(65536)
+    if not data:
+        break
+    conn.sendall(data)
+"""
+
+
+def _spawn(args: list[str], cpus: set[int] | None, ready: str) -> subprocess.Popen[str]:
+    """A server process (on ``cpus`` only, if given) that has printed ``ready``."""
+
+    def pin() -> None:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=pin if cpus is not None else None,
+        cwd=HERE.parent,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if ready not in line:
+        proc.kill()
+        raise RuntimeError(f"{args[:4]} did not start: {line!r}")
+    return proc
+
+
+@contextmanager
+def _affinity(cpus: set[int] | None) -> Iterator[None]:
+    """This process (and threads it starts meanwhile) on ``cpus`` for the duration."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _remote_pair(stack: ExitStack, workdir: Path, cpus: set[int] | None) -> tuple[Runner, Runner]:
+    """A remote 64-byte echo call through ``psaspm serve``, and the raw 64-byte round trip
+    over a Unix socket to a Python echo process; both servers on ``cpus``, if given."""
+    tag = "pinned" if cpus is not None else "free"
+    raw_path = workdir / f"raw-{tag}.sock"
+    raw = _spawn([sys.executable, "-c", RAW_ECHO_SERVER, str(raw_path)], cpus, "ready")
+    stack.callback(_stop, raw)
+    serve_path = workdir / f"serve-{tag}.sock"
+    serve = _spawn(
+        [sys.executable, "-m", "psaspm", "serve", str(ECHO_IPC), "--listen", f"unix:{serve_path}"],
+        cpus,
+        "serving",
+    )
+    stack.callback(_stop, serve)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(raw_path))
+    stack.callback(sock.close)
+    client = remote.connect(f"unix:{serve_path}")
+    stack.callback(client.disconnect)
+    ins = (bytes(range(VEC)),)
+    out = bytearray(VEC)
+    outs = (out,)
+    handle = psaspm.load([ECHO_IPC]).constants["ECHO_IPC_HANDLE"]
+    if client.call(handle, PSA_IPC_CALL, ins, outs) != PSA_SUCCESS or out != ins[0]:
+        raise RuntimeError("the remote echo does not echo")
+    call = client.call
+    payload = ins[0]
+    clock = time.perf_counter
+
+    def remote_echo(n: int) -> float:
+        t0 = clock()
+        for _ in range(n):
+            call(handle, PSA_IPC_CALL, ins, outs)
+        return clock() - t0
+
+    send = sock.sendall
+    recv = sock.recv
+
+    def raw_echo(n: int) -> float:
+        t0 = clock()
+        for _ in range(n):
+            send(payload)
+            got = len(recv(65536))
+            while got < VEC:
+                got += len(recv(65536))
+        return clock() - t0
+
+    return remote_echo, raw_echo
 
 
 # --------------------------------------------------------------------------- cases
@@ -501,6 +618,29 @@ def run_cases(reps: int, batch_s: float, only: set[str] | None) -> list[Case]:
         traced(ChromeTrace),
         bare_call,
     )
+    for cid, pinned in (("remote_vs_raw_pinned", True), ("remote_vs_raw_unpinned", False)):
+        if only is not None and cid not in only:
+            continue
+        if pinned and not hasattr(os, "sched_setaffinity"):
+            print(f"skip {cid}: this OS cannot pin processes to a CPU", flush=True)
+            continue
+        cpus = {max(os.sched_getaffinity(0))} if pinned else None
+        where = "every process on one CPU" if pinned else "processes unpinned"
+        with (
+            ExitStack() as stack,
+            tempfile.TemporaryDirectory(prefix="psaspm-", dir="/tmp") as tmp,
+            _affinity(cpus),
+        ):
+            remote_echo, raw_echo = _remote_pair(stack, Path(tmp), cpus)
+            case(
+                cid,
+                f"psaspm.remote call of the stateless 64-byte IPC echo through psaspm serve "
+                f"(another process, Unix socket), {where}",
+                f"a raw 64-byte Unix-socket round trip to a Python echo process, {where}",
+                2.5,
+                remote_echo,
+                raw_echo,
+            )
     c_cases = {"c_client_vs_raw_socket", "c_client_vs_py_remote", "c_client_fake_vs_raw_socket"}
     if only is None or c_cases & only:
         from benchmarks.c_client import c_client_sides
@@ -533,7 +673,7 @@ def run_cases(reps: int, batch_s: float, only: set[str] | None) -> list[Case]:
         case(
             "boot_vs_parse",
             f"load, validate and boot TF-M's list + the tf-m-tests list "
-            f"({count} partitions, every flag on, trivial code)",
+            f"({count} partitions, every flag on but the SLIH test, trivial code)",
             "yaml.safe_load of the same files (both lists and every manifest)",
             3,
             boot,

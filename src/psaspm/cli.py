@@ -627,7 +627,8 @@ def add_serve_command(subparsers: Subparsers) -> None:
         help="run the system for other processes, through a mailbox NS agent (see psaspm.remote)",
         description="Boot the system and serve non-secure clients on a socket, each "
         "connection one NS client of a mailbox NS agent (docs/mailbox-protocol.md). "
-        "Stops gracefully on SIGINT/SIGTERM.",
+        "Stops gracefully on SIGINT/SIGTERM (a second signal stops at once); logs panics "
+        "and restarts on stderr.",
     )
     add_system_options(parser)
     parser.add_argument(
@@ -656,8 +657,10 @@ def add_serve_command(subparsers: Subparsers) -> None:
         type=float,
         default=5.0,
         metavar="SECONDS",
-        help="how long a shutdown waits for calls in flight (default 5)",
+        help="how long a shutdown waits for calls in flight; partition code still running "
+        "then is interrupted (default 5)",
     )
+    add_watchdog_option(parser)
     parser.set_defaults(handler=run_serve)
 
 
@@ -671,11 +674,14 @@ def run_serve(args: argparse.Namespace) -> int:
 
     code = code_options(args)
     address = parse_address(args.listen, args.allow_remote)
+    if not args.shutdown_timeout >= 0:
+        raise ConfigError(f"--shutdown-timeout {args.shutdown_timeout:g}: expected seconds >= 0")
     served = build_served_system(
         **system_options(args),
         code=code,
         slots=args.slots,
         max_connections=args.max_connections,
+        **watchdog_options(args),
     )
     server = Server(served, address, args.restart_on_panic, args.shutdown_timeout)
     return serve_until_signalled(server)

@@ -14,7 +14,7 @@ from psaspm.mailbox.server import Server, build_served_system, parse_address
 
 SERVICES = Path(__file__).resolve().parent / "services" / "remote_echo.yaml"
 ECHO_SID, STATELESS_SID, PROBE_SID, SECRET_SID = 0xF800, 0xF801, 0xF802, 0xF803
-ECHO, PANIC, HOLD, RELEASE, BATCH, SLOW = 0, 1, 2, 3, 4, 5
+ECHO, PANIC, HOLD, RELEASE, BATCH, SLOW, RAISE, LOOP, STUBBORN = 0, 1, 2, 3, 4, 5, 6, 7, 8
 
 ServeFn = Callable[..., Any]
 
@@ -37,7 +37,11 @@ def serve(sockdir: Path) -> Iterator[ServeFn]:
     servers: list[Server] = []
 
     def start(
-        restart_on_panic: bool = False, slots: int = 8, max_connections: int = 32, **load: Any
+        restart_on_panic: bool = False,
+        slots: int = 8,
+        max_connections: int = 32,
+        log: Callable[[str], None] | None = None,
+        **load: Any,
     ) -> Server:
         served = build_served_system(
             load.pop("sources", [SERVICES]), slots=slots, max_connections=max_connections, **load
@@ -47,6 +51,7 @@ def serve(sockdir: Path) -> Iterator[ServeFn]:
             parse_address(f"unix:{sockdir}/s{len(servers)}.sock"),
             restart_on_panic=restart_on_panic,
             shutdown_timeout=2.0,
+            log=log,
         )
         server.start()
         servers.append(server)

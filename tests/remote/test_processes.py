@@ -7,15 +7,17 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+import psaspm
 from psaspm import remote
 from psaspm.psa import PSA_SUCCESS
 
-from .conftest import ECHO_SID, RELEASE, SERVICES, ServeFn
+from .conftest import ECHO_SID, LOOP, RAISE, RELEASE, SERVICES, STUBBORN, ServeFn
 from .test_serve import STATELESS, probe, wait_for
 
 WORKER = Path(__file__).with_name("worker.py")
@@ -162,11 +164,12 @@ def test_serve_command_over_tcp_loopback() -> None:
         (["--backend", "sfn", "--listen", "unix:/tmp/x.sock"], "needs the IPC backend"),
         (["--listen", "tcp:10.1.2.3:5000"], "--allow-remote"),
         (["--listen", "tcp:nonsense"], "expected tcp:HOST:PORT"),
+        (["--listen", "tcp:127.0.0.1:99999"], "port 99999 is out of range (0..65535)"),
     ],
 )
 def test_serve_command_errors(args: list[str], message: str) -> None:
-    """psaspm serve rejects the SFN backend, a non-loopback TCP address without --allow-remote and a
-    malformed address with exit 2 and a message, not a traceback."""
+    """psaspm serve rejects the SFN backend, a non-loopback TCP address without --allow-remote, a
+    malformed address and an out-of-range port with exit 2 and a message, not a traceback."""
     result = subprocess.run(
         [sys.executable, "-m", "psaspm", "serve", str(SERVICES), *args],
         capture_output=True,
@@ -177,3 +180,183 @@ def test_serve_command_errors(args: list[str], message: str) -> None:
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("signals", "shutdown_timeout"),
+    [([signal.SIGTERM], "1"), ([signal.SIGINT, signal.SIGINT], "60")],
+    ids=["SIGTERM", "SIGINT-twice"],
+)
+def test_serve_command_stops_while_a_service_loops(
+    sockdir: Path, signals: list[signal.Signals], shutdown_timeout: str
+) -> None:
+    """psaspm serve stops while a service loops forever: a signal refuses new clients at once, the
+    partition code is interrupted at the shutdown deadline (or at once on a second SIGINT), the
+    caller gets an error, and the server names the partition and line on stderr and exits 0."""
+    path = sockdir / "loop.sock"
+    server = serve_command(
+        str(SERVICES), "--listen", f"unix:{path}", "--shutdown-timeout", shutdown_timeout
+    )
+    assert server.stdout is not None and server.stderr is not None
+    try:
+        assert "serving" in server.stdout.readline()
+        client = remote.connect(f"unix:{path}")
+        errors: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                client.call(STATELESS, LOOP)
+            except remote.RemoteError as exc:
+                errors.append(exc)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        assert server.stdout.readline().strip() == "looping"  # the SPE is inside the loop
+        server.send_signal(signals[0])
+        wait_for(lambda: not path.exists())
+        with pytest.raises(OSError):  # refused at once, not left hanging
+            remote.connect(f"unix:{path}", timeout=5)
+        for again in signals[1:]:
+            server.send_signal(again)
+        assert server.wait(30) == 0
+        caller.join(10)
+        assert len(errors) == 1
+        stderr = server.stderr.read()
+        assert "interrupted partition code of TFM_SP_REMOTE_ECHO" in stderr
+        assert "remote_echo.py" in stderr
+        assert "Traceback" not in stderr
+        client.disconnect()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+@pytest.mark.timeout(60)
+def test_serve_command_logs_panics_with_tracebacks_and_restarts(sockdir: Path) -> None:
+    """psaspm serve --restart-on-panic logs each panic on stderr, with the partition's own
+    traceback (its file and line, no psaspm frames) when partition code raised, and each restart,
+    and serves again after it."""
+    path = sockdir / "panic.sock"
+    server = serve_command(str(SERVICES), "--listen", f"unix:{path}", "--restart-on-panic")
+    assert server.stdout is not None and server.stderr is not None
+    try:
+        assert "serving" in server.stdout.readline()
+        with remote.connect(f"unix:{path}") as client:
+            for _ in range(2):
+                with pytest.raises(psaspm.Panic) as info:
+                    client.call(STATELESS, RAISE, [b"x"])
+                assert "ZeroDivisionError" in info.value.record.reason
+            out = bytearray(2)
+            assert client.call(STATELESS, 0, [b"ok"], [out]) == PSA_SUCCESS and out == b"ok"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+        stderr = server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert stderr.count("psaspm: panic: TFM_SP_REMOTE_ECHO in ") == 2
+    assert "ZeroDivisionError" in stderr
+    frames = [line for line in stderr.splitlines() if line.startswith('  File "')]
+    assert frames and all("remote_echo.py" in line for line in frames)
+    assert any("in echo" in line for line in frames)
+    assert "restarted the SPE after the panic (restart 1)" in stderr
+    assert "restarted the SPE after the panic (restart 2)" in stderr
+
+
+@pytest.mark.timeout(60)
+def test_serve_command_watchdog_halts_a_looping_service_and_restarts(sockdir: Path) -> None:
+    """psaspm serve --watchdog halts a service that loops: its caller gets a Panic with api
+    "watchdog", the panic and the restart are logged, and the server serves calls again."""
+    path = sockdir / "watchdog.sock"
+    server = serve_command(
+        str(SERVICES), "--listen", f"unix:{path}", "--watchdog", "0.5", "--restart-on-panic"
+    )
+    assert server.stdout is not None and server.stderr is not None
+    try:
+        assert "serving" in server.stdout.readline()
+        with remote.connect(f"unix:{path}") as client:
+            with pytest.raises(psaspm.Panic) as info:
+                client.call(STATELESS, LOOP)
+            assert info.value.record.api == "watchdog"
+            assert info.value.record.partition == "TFM_SP_REMOTE_ECHO"
+            out = bytearray(2)
+            assert client.call(STATELESS, 0, [b"ok"], [out]) == PSA_SUCCESS and out == b"ok"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+        stderr = server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert "psaspm: panic: TFM_SP_REMOTE_ECHO in watchdog" in stderr
+    assert "restarted the SPE after the panic (restart 1)" in stderr
+
+
+@pytest.mark.timeout(60)
+def test_serve_command_ends_when_partition_code_cannot_be_interrupted(sockdir: Path) -> None:
+    """Partition code that swallows even psaspm's interruption does not keep psaspm serve alive:
+    shortly after the shutdown deadline the process exits with status 1, naming the partition,
+    and the socket file is gone."""
+    path = sockdir / "stubborn.sock"
+    server = serve_command(str(SERVICES), "--listen", f"unix:{path}", "--shutdown-timeout", "0.5")
+    assert server.stdout is not None and server.stderr is not None
+    try:
+        assert "serving" in server.stdout.readline()
+        client = remote.connect(f"unix:{path}")
+        errors: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                client.call(STATELESS, STUBBORN)
+            except remote.RemoteError as exc:
+                errors.append(exc)
+
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        assert server.stdout.readline().strip() == "looping"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 1
+        stderr = server.stderr.read()
+        assert "partition code of TFM_SP_REMOTE_ECHO did not stop" in stderr
+        assert "cannot be interrupted; exiting" in stderr
+        assert not path.exists()
+        caller.join(10)
+        assert len(errors) == 1  # the caller learns the server went away
+        client.disconnect()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+@pytest.mark.timeout(60)
+def test_serve_command_stops_when_its_stderr_is_gone(sockdir: Path) -> None:
+    """A psaspm serve whose stderr reader went away still stops on SIGTERM while a service loops:
+    a log line that cannot be written never loses the stop."""
+    path = sockdir / "nostderr.sock"
+    server = serve_command(str(SERVICES), "--listen", f"unix:{path}", "--shutdown-timeout", "0.5")
+    assert server.stdout is not None and server.stderr is not None
+    try:
+        assert "serving" in server.stdout.readline()
+        server.stderr.close()  # writes to it now fail (EPIPE)
+        client = remote.connect(f"unix:{path}")
+        caller = threading.Thread(target=lambda: _call_expecting_error(client, LOOP), daemon=True)
+        caller.start()
+        assert server.stdout.readline().strip() == "looping"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+        assert not path.exists()
+        caller.join(10)
+        client.disconnect()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def _call_expecting_error(client: remote.RemoteClient, call_type: int) -> None:
+    with pytest.raises(remote.RemoteError):
+        client.call(STATELESS, call_type)

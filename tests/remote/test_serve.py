@@ -29,6 +29,7 @@ from .conftest import (
     ECHO,
     ECHO_SID,
     HOLD,
+    LOOP,
     PANIC,
     RELEASE,
     SECRET_SID,
@@ -406,3 +407,137 @@ def test_shutdown_lets_a_call_in_flight_finish(serve: ServeFn) -> None:
     with pytest.raises(remote.RemoteError):
         client.call(STATELESS, 0)
     client.disconnect()
+
+
+def test_64_clients_at_once_while_others_send_garbage(serve: ServeFn) -> None:
+    """64 clients calling at once are all answered with their own data under distinct client IDs,
+    while clients sending garbage each get an ERROR frame and are cut off, and the server keeps
+    serving."""
+    import random
+
+    server = serve(slots=16, max_connections=96)
+    clients, calls = 64, 12
+    garbage = [random.Random(seed).randbytes(4096) for seed in range(4)]
+
+    def vandal(data: bytes) -> bool:
+        raw = Raw(server.address.path)
+        if data is garbage[0]:
+            raw.send(proto.encode_hello(1))  # one that says HELLO first
+            assert isinstance(raw.recv(), proto.Welcome)
+        raw.send(data)
+        reply = raw.recv()
+        return isinstance(reply, proto.ErrorFrame) and raw.closed()
+
+    async def main() -> tuple[list[int], list[bool], list[bool]]:
+        conns = await asyncio.gather(*(remote.connect_async(addr(server)) for _ in range(clients)))
+
+        async def lane(client: remote.AsyncRemoteClient) -> bool:
+            handle = await client.connect(ECHO_SID, 1)
+            good = handle > 0
+            for i in range(calls):
+                payload = b"%d:%d" % (client.client_id, i)
+                out = bytearray(len(payload))
+                status = await client.call(handle, ECHO, [payload], [out])
+                good = good and status == PSA_SUCCESS and out == payload
+            await client.close(handle)
+            return good
+
+        loop = asyncio.get_running_loop()
+        vandals = [loop.run_in_executor(None, vandal, data) for data in garbage]
+        results = await asyncio.gather(*(lane(c) for c in conns))
+        cut_off = list(await asyncio.gather(*vandals))
+        ids = [c.client_id for c in conns]
+        for client in conns:
+            await client.disconnect()
+        return ids, list(results), cut_off
+
+    ids, results, cut_off = asyncio.run(main())
+    assert all(results) and len(set(ids)) == clients
+    assert all(cut_off)
+    with remote.connect(addr(server)) as watcher:
+        out = bytearray(5)
+        assert watcher.call(STATELESS, 0, [b"after"], [out]) == PSA_SUCCESS and out == b"after"
+        stats = watcher.stats()
+    assert stats["protocol_errors"] >= len(garbage)
+    assert stats["replies"] == clients * (calls + 2) + 1 and stats["discarded"] == 0
+
+
+def test_a_call_after_disconnect_says_the_client_disconnected(serve: ServeFn) -> None:
+    """After disconnect(), a call raises RemoteError with code DISCONNECTED saying that this
+    client called disconnect(), not that the server closed the connection."""
+    server = serve()
+    client = remote.connect(addr(server))
+    client.disconnect()
+    with pytest.raises(remote.RemoteError) as info:
+        client.call(STATELESS, 0)
+    assert info.value.code == remote.DISCONNECTED
+    assert "disconnect()" in str(info.value) and "server" not in str(info.value)
+
+    async def main() -> remote.RemoteError:
+        client = await remote.connect_async(addr(server))
+        await client.disconnect()
+        try:
+            await client.call(STATELESS, 0)
+        except remote.RemoteError as exc:
+            return exc
+        raise AssertionError("the call went through")
+
+    error = asyncio.run(main())
+    assert error.code == remote.DISCONNECTED and "disconnect()" in str(error)
+
+
+def test_an_out_of_range_port_is_named_as_such() -> None:
+    """A TCP port above 65535 is refused as out of range (0..65535), by the server's address
+    parser and by remote.connect."""
+    from psaspm.mailbox.server import parse_address
+
+    with pytest.raises(psaspm.ConfigError, match=r"port 99999 is out of range \(0\.\.65535\)"):
+        parse_address("tcp:127.0.0.1:99999")
+    with pytest.raises(psaspm.ConfigError, match="out of range"):
+        remote.connect("tcp:127.0.0.1:99999")
+    with pytest.raises(psaspm.ConfigError, match="expected tcp:HOST:PORT"):
+        parse_address("tcp:nonsense")
+
+
+def test_stop_interrupts_a_service_that_never_returns(serve: ServeFn) -> None:
+    """stop() ends a server whose service loops forever: at the shutdown deadline the partition
+    code is interrupted, the caller gets a SHUTDOWN error and the server names what it stopped."""
+    import threading
+
+    server = serve()
+    client = remote.connect(addr(server))
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.call(STATELESS, LOOP)
+        except remote.RemoteError as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    wait_for(lambda: server.stats()["slots_in_use"] == 1)
+    server.stop(timeout=0.5)
+    caller.join(10)
+    assert not caller.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], remote.RemoteError)
+    assert errors[0].code == proto.ErrorCode.SHUTDOWN
+    assert server.interrupted is not None
+    assert "TFM_SP_REMOTE_ECHO" in server.interrupted and "remote_echo.py" in server.interrupted
+    assert not Path(server.address.path).exists()
+    client.disconnect()
+
+
+def test_a_new_client_never_gets_the_id_of_one_that_left(serve: ServeFn) -> None:
+    """A client connecting after another has gone and been cleaned up gets the next unused client
+    ID, not the departed client's, so services never confuse the two."""
+    server = serve()
+    first = remote.connect(addr(server))
+    gone = first.client_id
+    first.disconnect()
+    with remote.connect(addr(server)) as watcher:
+        wait_for(lambda: watcher.stats()["sessions"] == 1)  # the first one's session ended
+        later = remote.connect(addr(server))
+        assert gone == -0x04000000 and watcher.client_id == -0x04000001
+        assert later.client_id == -0x04000002
+        later.disconnect()

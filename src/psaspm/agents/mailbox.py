@@ -27,7 +27,6 @@ from psaspm.psa import (
     ASYNC_MSG_REPLY,
     PSA_BLOCK,
     PSA_ERROR_INVALID_ARGUMENT,
-    PSA_POLL,
     PSA_SUCCESS,
     PSA_WAIT_ANY,
     agent_psa_call,
@@ -73,35 +72,41 @@ class Mailbox:
         if not 1 <= n_slots <= MAX_SLOTS:
             raise ValueError(f"a mailbox has 1..{MAX_SLOTS} slots, not {n_slots}")
         self.slots: list[Slot | None] = [None] * n_slots
+        self.full = (1 << n_slots) - 1
+        self.used = 0  # bit i: slot i holds a request (pending, taken or replied)
         self.pending = 0  # bit i: slot i holds a request the agent has not taken
         self.replied: list[tuple[int, int]] = []  # (slot, value), in reply order
         self.processed = 0  # requests the agent has taken, ever
 
     # ---- NS side
     def free_slot(self) -> int | None:
-        for index, slot in enumerate(self.slots):
-            if slot is None:
-                return index
-        return None
+        free = ~self.used & self.full
+        return (free & -free).bit_length() - 1 if free else None
 
     def post(self, slot: Slot) -> int:
-        index = self.free_slot()
-        if index is None:
+        """Put ``slot`` in the lowest free slot and mark it pending; its index."""
+        free = ~self.used & self.full
+        if not free:
             raise RuntimeError("no free mailbox slot")
+        bit = free & -free
+        index = bit.bit_length() - 1
         self.slots[index] = slot
-        self.pending |= 1 << index
+        self.used |= bit
+        self.pending |= bit
         return index
 
     def in_use(self) -> int:
-        return sum(slot is not None for slot in self.slots)
+        return self.used.bit_count()
 
     def take_replies(self) -> list[tuple[int, Slot, int]]:
         """Replied slots (index, slot, value), freed for new requests."""
         done = []
+        slots = self.slots
         for index, value in self.replied:
-            slot = self.slots[index]
+            slot = slots[index]
             assert slot is not None
-            self.slots[index] = None
+            slots[index] = None
+            self.used &= ~(1 << index)
             done.append((index, slot, value))
         self.replied.clear()
         return done
@@ -110,6 +115,7 @@ class Mailbox:
         """Drop every request (the SPE was reset): the slots that were in use."""
         lost = [slot for slot in self.slots if slot is not None]
         self.slots = [None] * len(self.slots)
+        self.used = 0
         self.pending = 0
         self.replied.clear()
         return lost
@@ -119,7 +125,12 @@ class Mailbox:
         """Pending slot indexes, in index order (as TF-M processes them)."""
         bits = self.pending
         self.pending = 0
-        return [i for i in range(len(self.slots)) if bits >> i & 1]
+        taken = []
+        while bits:
+            low = bits & -bits
+            taken.append(low.bit_length() - 1)
+            bits ^= low
+        return taken
 
     def reply(self, index: int, value: int) -> None:
         self.replied.append((index, value))
@@ -173,11 +184,10 @@ def agent_module(
                 handle_requests()
                 signals &= ~irq
             if signals & ASYNC_MSG_REPLY:
-                while True:
-                    done = psa_get(ASYNC_MSG_REPLY).rhandle
-                    mailbox.reply(done.client_data, done.replied_value)
-                    if not psa_wait(ASYNC_MSG_REPLY, PSA_POLL):
-                        break
+                # One reply per turn, as TF-M's agent does: the signal stays asserted
+                # while more replies wait, so the next psa_wait returns at once.
+                done = psa_get(ASYNC_MSG_REPLY).rhandle
+                mailbox.reply(done.client_data, done.replied_value)
                 signals &= ~ASYNC_MSG_REPLY
             if new_msg and signals & new_msg:
                 msg = psa_get(new_msg)

@@ -346,8 +346,6 @@ class Spm:
         writable.  A failure is a programmer error of the caller.
         """
         memory = self.memory
-        if memory is None:
-            return Rejected(PSA_ERROR_PROGRAMMER_ERROR, "this system has no address space")
         subject = caller.subject
         spans: list[tuple[int, int]] = []
         views: list[Buffer] = []

@@ -24,7 +24,7 @@ import json
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 PROTOCOL_VERSION = 1
 HEADER_SIZE = 8  # version, kind, reserved, seq
@@ -37,6 +37,7 @@ MAX_SEQ = 0xFFFFFFFF
 
 _LEN = struct.Struct("<I")
 _HEADER = struct.Struct("<BBHI")
+_LEN_HEADER = struct.Struct("<IBBHI")
 _I32 = struct.Struct("<i")
 _U32 = struct.Struct("<I")
 _U32X2 = struct.Struct("<II")
@@ -99,8 +100,7 @@ class ProtocolError(Exception):
         self.fatal = fatal
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(NamedTuple):
     """A well-delimited frame: header fields and the raw payload."""
 
     version: int
@@ -109,8 +109,7 @@ class Frame:
     payload: bytes
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """A decoded client request. ``args`` by kind:
 
     HELLO, FRAMEWORK_VERSION, STATS: ``()``; VERSION: ``(sid,)``;
@@ -134,8 +133,9 @@ class Welcome:
     max_out_total: int = MAX_OUT_TOTAL
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
+    """A RESULT reply: the request's number, its value and the out-vectors' bytes."""
+
     seq: int
     value: int
     outs: tuple[bytes, ...] = ()
@@ -195,10 +195,60 @@ def encode_call(
     seq: int, handle: int, type: int, in_vecs: Sequence[bytes], out_caps: Sequence[int]
 ) -> bytes:
     """A CALL frame; raises ValueError if the vectors break the protocol's limits."""
-    check_call_limits([len(v) for v in in_vecs], list(out_caps))
-    head = _CALL.pack(_clamp_i32(handle), _clamp_i32(type), len(in_vecs), len(out_caps), 0)
-    sizes = struct.pack(f"<{len(in_vecs) + len(out_caps)}I", *map(len, in_vecs), *out_caps)
-    return frame(Kind.CALL, seq, b"".join((head, sizes, *in_vecs)))
+    n_in = len(in_vecs)
+    n_out = len(out_caps)
+    in_lens = [len(v) for v in in_vecs]
+    total_in = sum(in_lens)
+    if (
+        n_in > MAX_VECTORS
+        or n_out > MAX_VECTORS
+        or total_in > MAX_VECTOR
+        or (n_out and (max(out_caps) > MAX_VECTOR or min(out_caps) < 0))
+        or (n_out > 1 and sum(out_caps) > MAX_OUT_TOTAL)
+    ):
+        check_call_limits(in_lens, list(out_caps))  # raises if one is really out of range
+    head = _call_struct(n_in, n_out)
+    length = head.size - 4 + total_in
+    if length > MAX_FRAME:
+        check_call_limits(in_lens, list(out_caps))
+    try:
+        packed = head.pack(
+            length,
+            PROTOCOL_VERSION,
+            _CALL_KIND,
+            0,
+            seq,
+            handle,
+            type,
+            n_in,
+            n_out,
+            0,
+            *in_lens,
+            *out_caps,
+        )
+    except struct.error:
+        _clamp_i32(handle)
+        _clamp_i32(type)
+        raise
+    if n_in == 1:
+        return packed + in_vecs[0]
+    return b"".join((packed, *in_vecs))
+
+
+_CALL_KIND, _RESULT_KIND = int(Kind.CALL), int(Kind.RESULT)  # plain ints: fast to compare
+_CALL_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
+_RESULT_STRUCTS: list[struct.Struct] = [
+    struct.Struct("<IBBHIiBBH" + "I" * n) for n in range(MAX_VECTORS + 1)
+]
+
+
+def _call_struct(n_in: int, n_out: int) -> struct.Struct:
+    """Length, header, CALL head and vector sizes of a CALL with that many vectors: one pack."""
+    key = (n_in, n_out)
+    found = _CALL_STRUCTS.get(key)
+    if found is None:
+        found = _CALL_STRUCTS[key] = struct.Struct("<IBBHIiiBBH" + "I" * (n_in + n_out))
+    return found
 
 
 def check_call_limits(in_lens: Sequence[int], out_caps: Sequence[int]) -> None:
@@ -224,9 +274,20 @@ def encode_welcome(w: Welcome, seq: int = 0) -> bytes:
 
 
 def encode_result(seq: int, value: int, outs: Sequence[bytes] = ()) -> bytes:
-    head = _RESULT.pack(_clamp_i32(value), len(outs), 0, 0)
-    sizes = struct.pack(f"<{len(outs)}I", *map(len, outs))
-    return frame(Kind.RESULT, seq, b"".join((head, sizes, *outs)))
+    n = len(outs)
+    if n > MAX_VECTORS:
+        raise ValueError(f"at most {MAX_VECTORS} out-vectors")
+    lens = [len(o) for o in outs]
+    head = _RESULT_STRUCTS[n]
+    length = head.size - 4 + sum(lens)
+    if length > MAX_FRAME:
+        raise ValueError(f"a frame of {length} bytes exceeds MAX_FRAME ({MAX_FRAME})")
+    packed = head.pack(
+        length, PROTOCOL_VERSION, _RESULT_KIND, 0, seq, _clamp_i32(value), n, 0, 0, *lens
+    )
+    if n == 1:
+        return packed + outs[0]
+    return b"".join((packed, *outs))
 
 
 def encode_stats_result(seq: int, stats: dict[str, Any]) -> bytes:
@@ -273,6 +334,11 @@ class FrameDecoder:
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         if self.error is not None:
             return []
+        if not self._need and not self._buf and len(data) >= 12 and data.__class__ is bytes:
+            # The common case: exactly one whole frame, read at a frame boundary.
+            length, version, kind, _reserved, seq = _LEN_HEADER.unpack_from(data)
+            if len(data) == length + 4 and HEADER_SIZE <= length <= self.max_frame:
+                return [Frame(version, kind, seq, data[12:])]
         buf = self._buf
         buf += data
         frames: list[Frame] = []
@@ -316,6 +382,8 @@ class FrameDecoder:
 def decode_request(f: Frame) -> Request:
     """Parse a client frame; a :class:`ProtocolError` (not fatal) names what is wrong."""
     seq = f.seq
+    if f.kind == _CALL_KIND and f.version == PROTOCOL_VERSION and seq:
+        return _decode_call(f.payload, seq)
     if f.version != PROTOCOL_VERSION:
         raise ProtocolError(
             ErrorCode.UNSUPPORTED_VERSION,
@@ -369,12 +437,12 @@ def _decode_call(p: bytes, seq: int) -> Request:
     n = n_in + n_out
     if len(p) < pos + 4 * n:
         raise ProtocolError(ErrorCode.MALFORMED, "CALL vector sizes are truncated", seq)
-    sizes = struct.unpack_from(f"<{n}I", p, pos)
+    sizes = _SIZES[n].unpack_from(p, pos)
     pos += 4 * n
     in_lens, out_caps = sizes[:n_in], sizes[n_in:]
-    if any(s > MAX_VECTOR for s in sizes):
+    if max(sizes, default=0) > MAX_VECTOR:
         raise ProtocolError(ErrorCode.LIMIT, f"a vector exceeds MAX_VECTOR ({MAX_VECTOR})", seq)
-    if sum(out_caps) > MAX_OUT_TOTAL:
+    if n_out and sum(out_caps) > MAX_OUT_TOTAL:
         raise ProtocolError(
             ErrorCode.LIMIT, f"out-vector capacities exceed MAX_OUT_TOTAL ({MAX_OUT_TOTAL})", seq
         )
@@ -384,21 +452,38 @@ def _decode_call(p: bytes, seq: int) -> Request:
             f"CALL carries {len(p) - pos} in-vector bytes, its sizes say {sum(in_lens)}",
             seq,
         )
-    ins = []
-    for n_bytes in in_lens:
-        ins.append(p[pos : pos + n_bytes])
-        pos += n_bytes
-    return Request(Kind.CALL, seq, (handle, type_, tuple(ins), tuple(out_caps)))
+    if n_in == 1:
+        ins: tuple[bytes, ...] = (p[pos:],)
+    else:
+        parts = []
+        for n_bytes in in_lens:
+            parts.append(p[pos : pos + n_bytes])
+            pos += n_bytes
+        ins = tuple(parts)
+    return Request(_CALL_KIND_ENUM, seq, (handle, type_, ins, out_caps))
+
+
+_CALL_KIND_ENUM = Kind.CALL
+_SIZES = [struct.Struct("<" + "I" * n) for n in range(2 * MAX_VECTORS + 1)]
+_RESULT_HEAD = struct.Struct("<iBBH")
 
 
 def decode_reply(f: Frame) -> Reply:
     """Parse a server frame (client side); raises :class:`ProtocolError` if malformed."""
     seq = f.seq
+    p = f.payload
+    if f.kind == _RESULT_KIND and f.version == PROTOCOL_VERSION and len(p) >= 12:
+        value, n_out, _r1, _r2 = _RESULT_HEAD.unpack_from(p)
+        if n_out == 1:
+            (size,) = _U32.unpack_from(p, 8)
+            if len(p) == 12 + size:
+                return Result(seq, value, (p[12:],))
+        elif n_out == 0 and len(p) == 8:
+            return Result(seq, value, ())
     if f.version != PROTOCOL_VERSION:
         raise ProtocolError(
             ErrorCode.UNSUPPORTED_VERSION, f"server speaks protocol version {f.version}", seq
         )
-    p = f.payload
     if f.kind == Kind.WELCOME:
         if len(p) != _WELCOME.size:
             raise ProtocolError(ErrorCode.MALFORMED, "WELCOME of the wrong size", seq)

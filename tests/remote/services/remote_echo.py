@@ -6,7 +6,11 @@ psa_panic; HOLD (2) keeps the message unanswered; RELEASE (3) answers every
 held message (PSA_SUCCESS) and replies with how many; BATCH (4) keeps the
 message until as many BATCH messages as its in-vector's first byte are held,
 then answers them all (the probe's "batches" lists each batch's size); SLOW
-(5) takes half a second (the SPE thread sleeps) and answers PSA_SUCCESS.  REMOTE_PROBE writes a
+(5) takes half a second (the SPE thread sleeps) and answers PSA_SUCCESS; RAISE
+(6) divides by zero (a Python exception in partition code: a panic with a
+traceback); LOOP (7) prints "looping" on stdout and never returns (a service
+that hangs the SPE); STUBBORN (8) does the same but swallows every exception,
+so that even psaspm cannot interrupt it.  REMOTE_PROBE writes a
 JSON object of what the partition saw: connects, disconnects (client IDs),
 calls, and the client IDs of calls.
 """
@@ -33,7 +37,7 @@ from psaspm.psa import (
     psa_write,
 )
 
-ECHO, PANIC, HOLD, RELEASE, BATCH, SLOW = 0, 1, 2, 3, 4, 5
+ECHO, PANIC, HOLD, RELEASE, BATCH, SLOW, RAISE, LOOP, STUBBORN = 0, 1, 2, 3, 4, 5, 6, 7, 8
 SEEN: dict[str, list[int]] = {"connects": [], "disconnects": [], "callers": [], "batches": []}
 HELD: list[int] = []
 BATCHED: list[int] = []
@@ -58,6 +62,21 @@ def echo(msg: psa_msg_t) -> int | None:
     if msg.type == SLOW:
         time.sleep(0.5)
         return PSA_SUCCESS
+    if msg.type == RAISE:
+        return len(SEEN) // (msg.in_size[0] * 0)
+    if msg.type == LOOP:
+        print("looping", flush=True)
+        spins = 0
+        while True:
+            spins += 1
+    if msg.type == STUBBORN:
+        print("looping", flush=True)
+        while True:
+            try:
+                while True:
+                    pass
+            except BaseException:  # the point: nothing stops it
+                pass
     if msg.type == BATCH:
         BATCHED.append(msg.handle)
         if len(BATCHED) < psa_read(msg.handle, 0, 1)[0]:
