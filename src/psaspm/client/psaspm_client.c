@@ -268,27 +268,42 @@ static void put_header(uint8_t *p, enum kind kind, uint32_t seq, uint32_t payloa
 static int open_socket(const char *api, const char *addr)
 {
     if (strncmp(addr, "tcp:", 4) == 0) {
+        /* The rules of psaspm.mailbox.address.parse_address, with its messages. */
         const char *rest = addr + 4;
         const char *colon = strrchr(rest, ':');
+        const char *port = colon != NULL ? colon + 1 : "";
         char host[256];
-        if (colon == NULL || colon == rest || colon[1] == '\0'
-            || strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(colon + 1) > 5
-            || atoi(colon + 1) > 65535 || (size_t)(colon - rest) >= sizeof host) {
+        size_t host_len = colon != NULL ? (size_t)(colon - rest) : 0;
+        if (host_len >= sizeof host) {
+            say(api, "PSASPM_SERVER '%s': the host name is longer than %zu bytes", addr,
+                sizeof host - 1);
+            return -1;
+        }
+        memcpy(host, rest, host_len);
+        host[host_len] = '\0';
+        char *h = host; /* brackets stripped from both ends: [::1] */
+        while (*h == '[' || *h == ']') {
+            h++;
+        }
+        for (size_t n = strlen(h); n > 0 && (h[n - 1] == '[' || h[n - 1] == ']'); n--) {
+            h[n - 1] = '\0';
+        }
+        if (colon == NULL || *h == '\0' || *port == '\0') {
             say(api, "PSASPM_SERVER '%s': expected tcp:HOST:PORT", addr);
             return -1;
         }
-        memcpy(host, rest, (size_t)(colon - rest));
-        host[colon - rest] = '\0';
-        char *h = host;
-        size_t hl = strlen(h);
-        if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [::1] */
-            h[hl - 1] = '\0';
-            h++;
+        if (strspn(port, "0123456789") != strlen(port)) {
+            say(api, "PSASPM_SERVER '%s': port '%s' is not a number (0..65535)", addr, port);
+            return -1;
+        }
+        if (strlen(port) > 5 || atol(port) > 65535) {
+            say(api, "PSASPM_SERVER '%s': port %s is out of range (0..65535)", addr, port);
+            return -1;
         }
         struct addrinfo hints = {0}, *found = NULL;
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;
-        int rc = getaddrinfo(h, colon + 1, &hints, &found);
+        int rc = getaddrinfo(h, port, &hints, &found);
         if (rc != 0) {
             say(api, "PSASPM_SERVER '%s': cannot resolve %s: %s", addr, h, gai_strerror(rc));
             return -1;
