@@ -116,7 +116,6 @@ enum state { NOT_CONNECTED, CONNECTED, LOST };
 struct client {
     pthread_mutex_t lock;
     enum state state;
-    pid_t pid;                /* the process that opened fd (fork check) */
     int fd;
     uint32_t seq;             /* last seq used; HELLO is 1 */
     char addr[256];           /* $PSASPM_SERVER when connected (cut to fit) */
@@ -388,7 +387,6 @@ static int open_connection(struct client *c, const char *api)
     }
     c->fd = fd;
     snprintf(c->addr, sizeof c->addr, "%s", addr);
-    c->pid = getpid();
     c->have = 0;
     c->seq = 1;
     set_timeout(fd, HANDSHAKE_TIMEOUT_S);
@@ -450,8 +448,8 @@ fail:
 /*
  * In a child made by fork(): the lock may have been held by a thread of the
  * parent's that the child does not have, and the connection is the parent's.
- * The child starts as a fresh client.  (ready() also compares the pid, for a
- * child made without the pthread_atfork handlers, e.g. by a raw clone.)
+ * The child starts as a fresh client.  (A child made without the atfork
+ * handlers, by a raw clone(), would share the parent's connection.)
  */
 static void forked_child(void)
 {
@@ -473,15 +471,6 @@ __attribute__((constructor)) static void install_fork_handler(void)
 /* Ready to send: 0, or -1 after saying why. Caller holds the lock. */
 static int ready(struct client *c, const char *api)
 {
-    if (c->state != NOT_CONNECTED && c->pid != getpid()) {
-        /* A forked child: the descriptor is the parent's connection; leave it to the parent. */
-        if (c->fd >= 0) {
-            close(c->fd);
-        }
-        c->fd = -1;
-        c->have = 0;
-        c->state = NOT_CONNECTED;
-    }
     if (c->state == CONNECTED) {
         return 0;
     }
