@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -76,7 +77,7 @@ class Served:
 @pytest.fixture
 def sockdir() -> Iterator[Path]:
     """A short directory for socket files (a Unix socket path is limited to 107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="psaspm-c-", dir="/tmp"))
+    path = Path(tempfile.mkdtemp(prefix="psaspm-cclient-", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -158,3 +159,33 @@ def run_app(app: Path, server: str | None, *args: str, timeout: float = 60) -> R
         check=False,
     )
     return Ran(done.returncode, parse(done.stdout), done.stderr)
+
+
+SpawnFn = Callable[..., "subprocess.Popen[str]"]
+
+
+@pytest.fixture
+def spawn() -> Iterator[SpawnFn]:
+    """``spawn(app, server, *args)`` starts client_app (pipes on stdin, stdout, stderr) in its own
+    process group; a group still running when the test ends (a failed test) is killed."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(app: Path, server: str, *args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [str(app), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=client_env(server),
+            start_new_session=True,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:  # still running (not reaped): its group id is still its own
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # forked children included
+        proc.communicate()

@@ -32,8 +32,8 @@ from .conftest import (
     REMOTE_SERVICES,
     REPO,
     ServeFn,
+    SpawnFn,
     build_app,
-    client_env,
     psaspm_env,
     run_app,
 )
@@ -160,19 +160,12 @@ def test_misuse_is_a_programmer_error_and_the_client_keeps_working(
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
-def test_server_gone(app: Path, serve: ServeFn, stop: signal.Signals) -> None:
+def test_server_gone(app: Path, serve: ServeFn, spawn: SpawnFn, stop: signal.Signals) -> None:
     """When the server goes away (stopped, or killed), the client's next calls return
     PSA_ERROR_COMMUNICATION_FAILURE with a "psaspm client:" line on stderr for each, and the
     program carries on to its own exit (no SIGPIPE, no abort)."""
     server = serve()
-    client = subprocess.Popen(
-        [str(app), "gone"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=client_env(server.address),
-    )
+    client = spawn(app, server.address, "gone")
     assert client.stdout is not None and client.stdin is not None
     assert client.stdout.readline().strip() == "ready=1"
     server.process.send_signal(stop)
@@ -286,21 +279,12 @@ def test_protocol_error_from_the_server(
     assert "not connected" in lines[1]
 
 
-def test_several_c_clients_at_once(app: Path, serve: ServeFn) -> None:
+def test_several_c_clients_at_once(app: Path, serve: ServeFn, spawn: SpawnFn) -> None:
     """Eight C client processes calling at once each get their own echoes back, and the server
     is left with every request answered and no connection in use."""
     server = serve()
     clients, calls = 8, 200
-    procs = [
-        subprocess.Popen(
-            [str(app), "many", str(calls)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=client_env(server.address),
-        )
-        for _ in range(clients)
-    ]
+    procs = [spawn(app, server.address, "many", str(calls)) for _ in range(clients)]
     for proc in procs:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0 and out.strip() == "ok=1", err
@@ -334,18 +318,11 @@ def test_forked_child_is_its_own_client(app: Path, serve: ServeFn) -> None:
     assert ran.values["parent_ok"] == "1"
 
 
-def test_fork_while_another_thread_is_in_a_call(app: Path, serve: ServeFn) -> None:
+def test_fork_while_another_thread_is_in_a_call(app: Path, serve: ServeFn, spawn: SpawnFn) -> None:
     """A child forked while another thread of its parent is inside a call (holding the
     library's lock) can call at once on its own connection; the held call completes after."""
     server = serve(sources=(REMOTE_SERVICES,))
-    client = subprocess.Popen(
-        [str(app), "fork-during-call", "0xF800"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=client_env(server.address),
-    )
+    client = spawn(app, server.address, "fork-during-call", "0xF800")
     assert client.stdin is not None and client.stdout is not None
     with remote.connect(server.address) as watcher:
         wait_for(lambda: probe(watcher)["held"] == 1)
