@@ -750,7 +750,8 @@ def add_cflags_command(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--client",
         action="store_true",
-        help="flags for a C client of `psaspm serve` (for now the same -I flags)",
+        help="flags for a C client of `psaspm serve` (the same -I flags; link with "
+        "`psaspm libs --client`)",
     )
     parser.set_defaults(handler=run_cflags)
 
@@ -764,6 +765,39 @@ def run_cflags(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def add_libs_command(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "libs",
+        help="print the linker flags for a C client of `psaspm serve` (building the library "
+        "first if needed)",
+        description="Print what to link a C program with so that its psa/client.h functions "
+        "talk to `psaspm serve` at $PSASPM_SERVER (docs/mailbox-protocol.md). The library is "
+        "built with $CC into psaspm's build cache on first use.",
+    )
+    parser.add_argument(
+        "--client",
+        action="store_true",
+        required=True,
+        help="the C client library (libpsaspm_client)",
+    )
+    parser.add_argument(
+        "--static",
+        action="store_true",
+        help="the library's object file, linked into the program, instead of the shared library",
+    )
+    parser.set_defaults(handler=run_libs)
+
+
+def run_libs(args: argparse.Namespace) -> int:
+    import shlex
+
+    from psaspm.cbuild import build_client_library
+
+    flags = build_client_library().link_flags(static=args.static)
+    print(" ".join(shlex.quote(flag) for flag in flags))
+    return EXIT_OK
+
+
 COMMANDS: list[Callable[[Subparsers], None]] = [
     add_layout_command,
     add_check_command,
@@ -772,6 +806,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     add_serve_command,
     add_headers_command,
     add_cflags_command,
+    add_libs_command,
 ]
 
 
