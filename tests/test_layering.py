@@ -32,6 +32,7 @@ LAYERS = {
     "trace": 5,
     "__init__": 6,
     "runner": 6,
+    "ns_c": 6,  # non-secure programs in C
     "agents": 6,  # mailbox NS agent partition code
     "mailbox": 6,  # wire protocol and the serve side
     "remote": 6,  # the multi-process NS client

@@ -290,6 +290,7 @@ def add_run_command(subparsers: Subparsers) -> None:
 
 def run_run(args: argparse.Namespace) -> int:
     from psaspm import runner
+    from psaspm.ns_c import NsProgramFailed
 
     if args.trace:
         check_writable(args.trace, "--trace")
@@ -327,6 +328,9 @@ def run_run(args: argparse.Namespace) -> int:
     except ConfigError:
         loaded.clear()  # bad input, also when only boot found it (partition code): no trace
         raise
+    except NsProgramFailed as failed:
+        print(f"psaspm: error: {failed}", file=sys.stderr)
+        return EXIT_FAILED
     except Exception:
         traceback.print_exc()
         print("psaspm: error: the NS script raised an exception", file=sys.stderr)

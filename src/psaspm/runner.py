@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from psaspm import ns_c
 from psaspm.errors import ConfigError, Panic
 from psaspm.kernel.instruments import COUNTER_NAMES, Tracer
 from psaspm.manifest.model import SystemManifest
@@ -155,7 +156,10 @@ def footprint(
 
 # --------------------------------------------------------------------------- NS scripts
 def load_script(path: str | Path) -> NsMain:
-    """The ``main`` of an NS script file; ConfigError if there is none."""
+    """The ``main`` of an NS script file (or of a C program: ``app.c``, ``a.c,b.c``,
+    ``app.so``); ConfigError if there is none."""
+    if ns_c.is_c_program(str(path)):
+        return ns_c.CNsProgram(str(path))
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such NS script")

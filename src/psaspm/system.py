@@ -499,14 +499,20 @@ class System:
     def _load_c(self, part: Partition, files: CCode) -> CImage:
         """A fresh image of C code, built (or found in the build cache) against psaspm's
         PSA headers, this system's generated headers and the caller's ``cflags``."""
-        if self._headers is None:
-            self._headers = system_headers_dir(self.manifest, self._config)
+        headers = self.generated_headers()
         previous = self._images.pop(part.name, None)
         if previous is not None:
             previous.release()  # its boot is over: reset() shut its threads down first
-        image = crt.load_image(files, part.name, [self._headers], self.cflags)
+        image = crt.load_image(files, part.name, [headers], self.cflags)
         self._images[part.name] = image
         return image
+
+    def generated_headers(self) -> Path:
+        """The folder of this system's generated headers (``psa_manifest/sid.h``...), for
+        C code built against it (rendered once, shared through the build cache)."""
+        if self._headers is None:
+            self._headers = system_headers_dir(self.manifest, self._config)
+        return self._headers
 
     def _forget_boot_modules(self) -> None:
         """Drop the modules a boot imported from ``sys.modules`` (the next boot imports
