@@ -618,7 +618,25 @@ def run_cases(reps: int, batch_s: float, only: set[str] | None) -> list[Case]:
         echo(c_ipc1),
         ipc1_call,
     )
-    del c_ipc1
+    c_threads = [
+        _booted(
+            [ECHO_IPC],
+            "ipc",
+            1,
+            code={"BENCH_SP_ECHO_IPC": FIXTURES / "echo_ipc.c"},
+            c_threads=True,
+        )
+        for _ in range(INSTANCES)
+    ]
+    case(
+        "c_echo_threads",
+        "IPC backend, isolation 1: the C echo call, its code on an OS thread (c_threads=True)",
+        "the same call, the C code on the partition's greenlet (side a of c_echo_vs_python)",
+        0,
+        echo(c_threads),
+        echo(c_ipc1),
+    )
+    del c_ipc1, c_threads
     case(
         "c_example_echo_vs_python",
         "IPC backend, isolation 1: an ECHO call of examples/echo_c (C; its psa_read loop "
