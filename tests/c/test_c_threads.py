@@ -7,6 +7,7 @@ OS thread of its own, one runnable at a time, the kernel still deciding who runs
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -18,9 +19,10 @@ from typing import Any
 import pytest
 
 import psaspm
-from psaspm import crt
+from psaspm import crt, remote
 from psaspm.cli import main
 from psaspm.consts import PSA_IPC_CALL, PSA_SUCCESS
+from psaspm.mailbox.server import Server, build_served_system, parse_address
 from psaspm.system import System, import_python_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -176,6 +178,8 @@ def test_os_thread_deep_stack_survives_a_blocking_call(backend: str, isolation: 
 
 
 def _threads() -> int:
+    """The process's thread count, once the garbage of earlier tests is collected."""
+    gc.collect()
     return len(os.listdir("/proc/self/task"))
 
 
@@ -190,6 +194,19 @@ def test_reset_ends_the_previous_boots_os_threads() -> None:
         handle = system.constants["C_MM_HANDLE"]
         assert system.ns_client().call(handle, 3, [], [bytearray(8)]) == PSA_SUCCESS
         assert _threads() == after_first
+
+
+def test_a_collected_system_ends_its_os_threads() -> None:
+    """A system the garbage collector frees (here an SFN one: no partition thread is
+    left blocked) ends its C partitions' OS threads."""
+    before = _threads()
+    system = psaspm.load(CHECKSUM_C, backend="sfn", c_threads=True)
+    system.boot()
+    handle = system.constants["EXAMPLE_CHECKSUM_HANDLE"]
+    assert system.ns_client().call(handle, 0, [b"abc"], [bytearray(4)]) == PSA_SUCCESS
+    assert _threads() == before + 1
+    del system
+    assert _threads() == before
 
 
 @pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
@@ -240,6 +257,22 @@ def test_cli_c_threads(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", *args, "-q", "--c-threads"]) == 0
     assert capsys.readouterr().out == greenlet
     assert main(["check", *args[:1], "--c-threads"]) == 0
+
+
+def test_served_c_echo_on_os_threads(tmp_path: Path) -> None:
+    """psaspm serve's system takes c_threads too: a remote client's echo call reaches the C
+    echo on its OS thread, from the server's SPE thread."""
+    served = build_served_system(EXAMPLES / "echo_c" / "echo_service.yaml", c_threads=True)
+    server = Server(served, parse_address(f"unix:{tmp_path}/s.sock"), False, 2.0)
+    server.start()
+    try:
+        with remote.connect(str(server.address)) as client:
+            handle = client.connect(served.system.constants["EXAMPLE_ECHO_SID"], 1)
+            out = bytearray(5)
+            assert client.call(handle, 0, [b"hello"], [out]) == PSA_SUCCESS
+            assert out == b"hello"
+    finally:
+        server.stop()
 
 
 def test_c_threads_must_be_a_bool() -> None:

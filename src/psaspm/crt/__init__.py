@@ -39,6 +39,7 @@ import os
 import shutil
 import struct
 import tempfile
+import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -492,6 +493,7 @@ class CThread:
     def __init__(self, label: str) -> None:
         self.label = label
         self._handle: Any = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def enter(self, kind: int, fn: int, arg: int = 0) -> int:
         """As :func:`enter`, on this thread."""
@@ -513,6 +515,9 @@ class CThread:
                 f"{self.label}: cannot start its OS thread (--c-threads): {os.strerror(error)}"
             )
         self._handle = out[0]
+        # A system dropped without a reset: its thread ends when this object goes (no
+        # greenlet can still be in enter() then: its frame would hold this object).
+        self._finalizer = weakref.finalize(self, _RUNTIME[0].lib.psaspm_thread_end, out[0])
         return self._handle
 
     @property
@@ -525,12 +530,14 @@ class CThread:
     def end(self) -> bool:
         """End the thread when no code runs on it (its boot's greenlets were shut down
         first); False when a C frame still waits on it (the thread is left)."""
-        handle, self._handle = self._handle, None
+        handle = self._handle
         if handle is None:
             return True
         if _RUNTIME[0].lib.psaspm_thread_end(handle) != 0:
-            self._handle = handle
             return False
+        self._handle = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
         return True
 
 
