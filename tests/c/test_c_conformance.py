@@ -1,5 +1,5 @@
 """The PSA rules of the kernel suite (tests/kernel) hold for C partitions too, in the same
-matrix: SFN L1 and IPC L1, L2, L3.  The service side is tests/c/partitions/c_rules.c, the
+matrix: SFN L1 and IPC L1, L2, L3, in the greenlet and the OS-thread mode.  The service side is tests/c/partitions/c_rules.c, the
 client side c_front.c; each call type there is one rule here."""
 
 from __future__ import annotations
@@ -40,13 +40,19 @@ def _build_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         yield
 
 
-@pytest.fixture(params=CONFIGS, ids=lambda c: f"{c[0]}{c[1]}")
+# Each configuration with the C code on its partitions' greenlets, and on OS threads of
+# their own (c_threads=True): the rules are the same.
+MODES = [(*config, threads) for config in CONFIGS for threads in (False, True)]
+
+
+@pytest.fixture(params=MODES, ids=lambda c: f"{c[0]}{c[1]}{'-threads' if c[2] else ''}")
 def system(request: pytest.FixtureRequest) -> System:
-    backend, isolation = request.param
+    backend, isolation, threads = request.param
     loaded = psaspm.load(
         [PARTITIONS / "c_rules.yaml", PARTITIONS / "c_front.yaml"],
         backend=backend,
         isolation=isolation,
+        c_threads=threads,
     )
     loaded.boot()
     return loaded
