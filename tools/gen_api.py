@@ -740,11 +740,6 @@ int psaspm_thread_end(void *thread)
     free(t);
     return 0;
 }
-
-uintptr_t psaspm_thread_stack(void *thread)
-{
-    return (uintptr_t)((struct psaspm_thread *)thread)->stack + PSASPM_GUARD;
-}
 """
 
 
@@ -878,7 +873,7 @@ def generated_shim() -> str:
         "",
     ]
     lines += _dispatch(functions)
-    lines += THREADS_C.splitlines()
+    lines += [*THREADS_C.splitlines(), ""]
     for number, fn in enumerate(functions):
         lines += _forwarder(fn, number)
     return "\n".join(lines)
@@ -904,7 +899,6 @@ def generated_cdef() -> str:
         "int psaspm_thread_new(size_t stack_size, void **thread);",
         "int64_t psaspm_thread_run(void *thread, int kind, uintptr_t fn, uintptr_t arg);",
         "int psaspm_thread_end(void *thread);",
-        "uintptr_t psaspm_thread_stack(void *thread);",
         '"""',
         "",
         "# How psaspm_enter calls partition code: kind numbers.",

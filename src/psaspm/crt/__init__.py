@@ -520,13 +520,6 @@ class CThread:
         self._finalizer = weakref.finalize(self, _RUNTIME[0].lib.psaspm_thread_end, out[0])
         return self._handle
 
-    @property
-    def stack(self) -> tuple[int, int] | None:
-        """The thread's stack (lowest address, size), once started."""
-        if self._handle is None:
-            return None
-        return int(_RUNTIME[0].lib.psaspm_thread_stack(self._handle)), THREAD_STACK_SIZE
-
     def end(self) -> bool:
         """End the thread when no code runs on it (its boot's greenlets were shut down
         first); False when a C frame still waits on it (the thread is left)."""

@@ -43,7 +43,6 @@ int64_t psaspm_enter(int kind, uintptr_t fn, uintptr_t arg);
 int psaspm_thread_new(size_t stack_size, void **thread);
 int64_t psaspm_thread_run(void *thread, int kind, uintptr_t fn, uintptr_t arg);
 int psaspm_thread_end(void *thread);
-uintptr_t psaspm_thread_stack(void *thread);
 """
 
 # How psaspm_enter calls partition code: kind numbers.

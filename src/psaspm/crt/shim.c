@@ -427,10 +427,6 @@ int psaspm_thread_end(void *thread)
     return 0;
 }
 
-uintptr_t psaspm_thread_stack(void *thread)
-{
-    return (uintptr_t)((struct psaspm_thread *)thread)->stack + PSASPM_GUARD;
-}
 uint32_t psa_framework_version(void)
 {
     if (psaspm_self != NULL) {
