@@ -309,6 +309,29 @@ def test_sanitize_address_reports_a_c_heap_overflow(tmp_path: Path) -> None:
     assert f"c_heap_bug.c:{line}" in done.stderr
 
 
+@pytest.mark.skipif(ASAN is None, reason="the C compiler has no AddressSanitizer runtime")
+def test_sanitize_address_runs_ipc_c_partitions_clean() -> None:
+    """Under --sanitize address, IPC C partitions blocking in psa_wait and psa_call on
+    their OS threads (the C echo, isolation level 2) run to the end with no ASan report."""
+    argv = [sys.executable, "-m", "psaspm", "run", str(EXAMPLES / "echo_c" / "echo_service.yaml")]
+    argv += ["--ns", str(EXAMPLES / "echo" / "ns_app.py"), "--isolation", "2", "-q"]
+    done = subprocess.run(
+        [*argv, "--sanitize", "address"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "AddressSanitizer" not in done.stderr
+    assert "hello, secure world" in done.stdout
+
+
+def test_cli_sanitize_in_process_refuses_saying_how(capsys: pytest.CaptureFixture[str]) -> None:
+    """psaspm.cli.main(argv) with --sanitize address in a process without ASan's runtime
+    (it cannot re-execute a caller's process) exits 2 with one line naming LD_PRELOAD."""
+    args = ["run", str(HEAP_BUG), "--sanitize", "address"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "AddressSanitizer's runtime" in err and ("LD_PRELOAD" in err or "libasan" in err)
+
+
 def test_sanitize_address_needs_the_asan_runtime_first() -> None:
     """load(sanitize="address") in a process without ASan's runtime is a ConfigError
     saying how to load it (it must come before Python's own libraries)."""
