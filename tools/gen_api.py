@@ -452,11 +452,66 @@ def c_functions() -> list[CFunction]:
     return out
 
 
-def _forwarder(fn: CFunction) -> list[str]:
+def _remote(fn: CFunction, number: int) -> list[str]:
+    """A forwarder's OS-thread branch: the call goes to the SPE thread (psaspm_remote)."""
+    packed = ", ".join(
+        f"(uint64_t)(uintptr_t){n}" if "*" in t else f"(uint64_t){n}" for t, n in fn.params
+    )
+    lines = ["    if (psaspm_self != NULL) {"]
+    if packed:
+        lines.append(f"        uint64_t args[{len(fn.params)}] = {{{packed}}};")
+    call = f"psaspm_remote({number}, {'args' if packed else 'NULL'}, {len(fn.params)})"
+    if fn.noreturn:
+        lines += [
+            f"        (void){call};",
+            "        psaspm_halting = 1; /* a halt cannot return */",
+            "        psaspm_unwind();",
+            f'        psaspm_fatal("{fn.name} returned");',
+        ]
+    elif fn.returns == "void":
+        lines += [f"        (void){call};", "        return;"]
+    elif "*" in fn.returns:
+        lines.append(f"        return ({fn.returns})(uintptr_t){call};")
+    else:
+        lines.append(f"        return ({fn.returns}){call};")
+    return [*lines, "    }"]
+
+
+def _dispatch(functions: list[CFunction]) -> list[str]:
+    """psaspm_dispatch: a call an OS thread handed over, made on the SPE thread."""
+    lines = [
+        "/* On the SPE thread: make the call partition code on an OS thread handed over",
+        " * (psaspm_remote), through the same Python callback as in the greenlet mode. */",
+        "static uint64_t psaspm_dispatch(int number, const uint64_t *args)",
+        "{",
+        "    switch (number) {",
+    ]
+    for number, fn in enumerate(functions):
+        args = ", ".join(f"({fn.abi(t)})args[{i}]" for i, (t, _) in enumerate(fn.params))
+        call = f"psaspm_callbacks.{fn.name}({args})"
+        lines.append(f"    case {number}: /* {fn.name} */")
+        if fn.returns == "void":
+            lines += [f"        {call};", "        return 0;"]
+        elif fn.abi(fn.returns).startswith("int"):
+            lines.append(f"        return (uint64_t)(int64_t){call};")
+        else:
+            lines.append(f"        return (uint64_t){call};")
+    lines += [
+        "    default:",
+        '        psaspm_fatal("psaspm_dispatch: unknown call");',
+        "    }",
+        "}",
+        "",
+    ]
+    return lines
+
+
+def _forwarder(fn: CFunction, number: int) -> list[str]:
     params = ", ".join(f"{t}{'' if t.endswith('*') else ' '}{n}" for t, n in fn.params)
     args = ", ".join(f"(uintptr_t){n}" if "*" in t else n for t, n in fn.params)
     returns = fn.returns if fn.returns.endswith("*") else fn.returns + " "
-    lines = [f"{returns}{fn.name}({params or 'void'})", "{", "    jmp_buf *top = psaspm_top;"]
+    lines = [f"{returns}{fn.name}({params or 'void'})", "{", *_remote(fn, number)]
+    lines.append("    jmp_buf *top = psaspm_top;")
     call = f"psaspm_callbacks.{fn.name}({args})"
     if fn.noreturn:
         lines += [
@@ -487,6 +542,207 @@ def _forwarder(fn: CFunction) -> list[str]:
     return [*lines, "}", ""]
 
 
+# The OS-thread mode's C side (load(c_threads=True)), copied into the shim verbatim.
+THREADS_C = r"""/*
+ * The OS-thread mode.  Each C partition's code runs on an OS thread of its own
+ * (struct psaspm_thread), one runnable at a time: a baton of two semaphores,
+ * passed outside the GIL.  The kernel stays on the SPE thread: the partition's
+ * greenlet calls psaspm_thread_run, which hands the baton to the OS thread and
+ * waits; each PSA call there (psaspm_remote) hands the call back, and the
+ * greenlet makes it (psaspm_dispatch: the same Python callback, on the
+ * partition's greenlet, which may block and switch) and hands the result over.
+ * Entering the code again while it waits in a call (a FLIH, an SFN service of
+ * the same partition) runs it further up the same OS thread's stack, as an
+ * interrupt does; calls nest strictly.  The stacks are mmapped below 2 GiB
+ * (MAP_32BIT): TF-M code keeps pointers in uint32_t.
+ */
+enum psaspm_baton {
+    PSASPM_ENTER = 1, /* to the OS thread: run kind/fn/arg through psaspm_enter */
+    PSASPM_RESULT,    /* to the OS thread: the call returned value */
+    PSASPM_UNWIND,    /* to the OS thread: the call raised; unwind to the trampoline */
+    PSASPM_EXIT,      /* to the OS thread: end */
+    PSASPM_CALL,      /* to the SPE thread: make call number with args */
+    PSASPM_DONE,      /* to the SPE thread: the code entered returned value */
+};
+
+struct psaspm_thread {
+    sem_t to_c;   /* the baton, to the OS thread */
+    sem_t to_spe; /* the baton, back to the SPE thread */
+    int what;     /* enum psaspm_baton */
+    int kind;
+    int number;
+    uintptr_t fn, arg;
+    uint64_t args[8];
+    int64_t value;
+    int depth; /* entries still running on the OS thread */
+    pthread_t id;
+    char *stack;
+    size_t stack_size;
+};
+
+#define PSASPM_GUARD 4096
+
+static void psaspm_sem_wait(sem_t *sem)
+{
+    while (sem_wait(sem) != 0) {
+        if (errno != EINTR) {
+            psaspm_fatal("sem_wait failed");
+        }
+    }
+}
+
+/* On the OS thread: run what the SPE thread handed over (an entry), report it. */
+static void psaspm_thread_enter(struct psaspm_thread *t)
+{
+    int64_t value = psaspm_enter(t->kind, t->fn, t->arg);
+    t->what = PSASPM_DONE;
+    t->value = value;
+    sem_post(&t->to_spe);
+}
+
+static void *psaspm_thread_main(void *arg)
+{
+    struct psaspm_thread *t = arg;
+    psaspm_self = t;
+    for (;;) {
+        psaspm_sem_wait(&t->to_c);
+        if (t->what == PSASPM_EXIT) {
+            return NULL;
+        }
+        if (t->what != PSASPM_ENTER) {
+            psaspm_fatal("psaspm thread: unexpected baton");
+        }
+        psaspm_thread_enter(t);
+    }
+}
+
+/* On the OS thread: a PSA call, made on the SPE thread.  errno is the partition's
+ * own, kept across the call. */
+static uint64_t psaspm_remote(int number, const uint64_t *args, size_t count)
+{
+    struct psaspm_thread *t = psaspm_self;
+    int saved = errno;
+    t->what = PSASPM_CALL;
+    t->number = number;
+    if (count) {
+        memcpy(t->args, args, count * sizeof(*args));
+    }
+    sem_post(&t->to_spe);
+    for (;;) {
+        psaspm_sem_wait(&t->to_c);
+        switch (t->what) {
+        case PSASPM_RESULT:
+            errno = saved;
+            return (uint64_t)t->value;
+        case PSASPM_UNWIND:
+            errno = saved;
+            psaspm_halting = 1;
+            psaspm_unwind();
+            psaspm_fatal("psaspm thread: no trampoline to unwind to");
+        case PSASPM_ENTER:
+            psaspm_thread_enter(t); /* nested: further up this stack */
+            break;
+        default:
+            psaspm_fatal("psaspm thread: unexpected baton");
+        }
+    }
+}
+
+/* A thread for one C partition image: 0, or an errno value. */
+int psaspm_thread_new(size_t stack_size, void **thread)
+{
+    struct psaspm_thread *t = calloc(1, sizeof(*t));
+    pthread_attr_t attr;
+    sigset_t all, old;
+    int error;
+    if (t == NULL) {
+        return ENOMEM;
+    }
+    t->stack_size = stack_size;
+    t->stack = mmap(NULL, stack_size + PSASPM_GUARD, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (t->stack == MAP_FAILED) {
+        error = errno;
+        free(t);
+        return error;
+    }
+    mprotect(t->stack, PSASPM_GUARD, PROT_NONE); /* the stack grows down into it */
+    sem_init(&t->to_c, 0, 0);
+    sem_init(&t->to_spe, 0, 0);
+    pthread_attr_init(&attr);
+    pthread_attr_setstack(&attr, t->stack + PSASPM_GUARD, stack_size);
+    /* Signals (Ctrl-C) stay the SPE thread's, where Python handles them. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    error = pthread_create(&t->id, &attr, psaspm_thread_main, t);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (error != 0) {
+        munmap(t->stack, stack_size + PSASPM_GUARD);
+        free(t);
+        return error;
+    }
+    *thread = t;
+    return 0;
+}
+
+/* On the SPE thread (a partition's greenlet): run partition code fn on the OS thread,
+ * making the PSA calls it hands back, until it returns or is unwound. */
+int64_t psaspm_thread_run(void *thread, int kind, uintptr_t fn, uintptr_t arg)
+{
+    struct psaspm_thread *t = thread;
+    t->what = PSASPM_ENTER;
+    t->kind = kind;
+    t->fn = fn;
+    t->arg = arg;
+    t->depth++;
+    sem_post(&t->to_c);
+    for (;;) {
+        psaspm_sem_wait(&t->to_spe);
+        if (t->what == PSASPM_DONE) {
+            t->depth--;
+            return t->value;
+        }
+        if (t->what != PSASPM_CALL) {
+            psaspm_fatal("psaspm thread: unexpected baton");
+        }
+        uint64_t args[8];
+        int number = t->number;
+        memcpy(args, t->args, sizeof(args));
+        jmp_buf *top = psaspm_top;
+        uint64_t value = psaspm_dispatch(number, args); /* may switch greenlets */
+        psaspm_top = top;
+        if (psaspm_halting) {
+            psaspm_halting = 0;
+            t->what = PSASPM_UNWIND;
+        } else {
+            t->what = PSASPM_RESULT;
+            t->value = (int64_t)value;
+        }
+        sem_post(&t->to_c);
+    }
+}
+
+/* End an idle thread and free its stack: 0; 1 when code still runs on it (a C frame
+ * waits in a call): it is left as it is. */
+int psaspm_thread_end(void *thread)
+{
+    struct psaspm_thread *t = thread;
+    if (t->depth != 0) {
+        return 1;
+    }
+    t->what = PSASPM_EXIT;
+    sem_post(&t->to_c);
+    pthread_join(t->id, NULL);
+    munmap(t->stack, t->stack_size + PSASPM_GUARD);
+    sem_destroy(&t->to_c);
+    sem_destroy(&t->to_spe);
+    free(t);
+    return 0;
+}
+"""
+
+
 # How psaspm_enter calls partition code, by kind (crt.Kind has the same numbers).
 ENTER_KINDS = (
     ("VOID", "void (*)(void)", "entry point"),
@@ -513,10 +769,17 @@ def generated_shim() -> str:
         " * with its own C stack) may enter C while this one waits.",
         " */",
         "",
+        "#define _GNU_SOURCE /* MAP_32BIT */",
+        "#include <errno.h>",
+        "#include <pthread.h>",
+        "#include <semaphore.h>",
         "#include <setjmp.h>",
+        "#include <signal.h>",
         "#include <stdint.h>",
         "#include <stdio.h>",
         "#include <stdlib.h>",
+        "#include <string.h>",
+        "#include <sys/mman.h>",
         "",
         '#include "psa/service.h"',
         '#include "psaspm/hal.h"',
@@ -531,6 +794,11 @@ def generated_shim() -> str:
         "/* Per OS thread: a system runs in the thread that booted it. */",
         "static __thread jmp_buf *psaspm_top; /* the innermost psaspm_enter of the running stack */",
         "static __thread volatile int psaspm_halting; /* set by Python: unwind after this callback */",
+        "struct psaspm_thread;",
+        "/* Set on a C partition's OS thread (the OS-thread mode): its PSA calls go to the",
+        " * SPE thread through psaspm_remote. */",
+        "static __thread struct psaspm_thread *psaspm_self;",
+        "static uint64_t psaspm_remote(int number, const uint64_t *args, size_t count);",
         "",
         "__attribute__((__noreturn__)) static void psaspm_fatal(const char *what)",
         "{",
@@ -604,8 +872,10 @@ def generated_shim() -> str:
         "}",
         "",
     ]
-    for fn in functions:
-        lines += _forwarder(fn)
+    lines += _dispatch(functions)
+    lines += [*THREADS_C.splitlines(), ""]
+    for number, fn in enumerate(functions):
+        lines += _forwarder(fn, number)
     return "\n".join(lines)
 
 
@@ -626,6 +896,9 @@ def generated_cdef() -> str:
         "void psaspm_unwind_next(void);",
         "size_t psaspm_sizeof(int what);",
         "int64_t psaspm_enter(int kind, uintptr_t fn, uintptr_t arg);",
+        "int psaspm_thread_new(size_t stack_size, void **thread);",
+        "int64_t psaspm_thread_run(void *thread, int kind, uintptr_t fn, uintptr_t arg);",
+        "int psaspm_thread_end(void *thread);",
         '"""',
         "",
         "# How psaspm_enter calls partition code: kind numbers.",

@@ -62,6 +62,11 @@ BASE_CFLAGS = ("-fPIC", "-g", "-fvisibility=default")
 LINK_FLAGS = ("-shared",)
 RECIPE = "psaspm-cbuild-1"  # change when the way objects are built changes
 
+CLIENT_SOURCE = Path(__file__).resolve().parent / "client" / "psaspm_client.c"
+"""The C client library of ``psaspm serve`` (``psa/client.h`` over the mailbox protocol)."""
+CLIENT_NAME = "psaspm_client"  # libpsaspm_client.so, psaspm_client.o
+CLIENT_CFLAGS = ("-O2", "-pthread")
+
 ELF_MAGIC = b"\x7fELF"
 ET_DYN = 3
 
@@ -223,6 +228,73 @@ def check_shared_object(path: str | os.PathLike[str], *, label: str) -> Path:
             f"{label}: {file} is {kind}, not a shared object (link it with -shared -fPIC)"
         )
     return file.resolve()
+
+
+@dataclass(frozen=True)
+class ClientLibrary:
+    """The built C client library: one folder with the shared library and an object."""
+
+    folder: Path
+    shared: Path  # <folder>/libpsaspm_client.so: link with -L<folder> -lpsaspm_client
+    static: Path  # <folder>/psaspm_client.o: link it into the program itself
+
+    def link_flags(self, static: bool = False) -> list[str]:
+        """What to link a C client with (what ``psaspm libs --client [--static]`` prints)."""
+        if static:
+            return [str(self.static), "-lpthread"]
+        return [f"-L{self.folder}", f"-Wl,-rpath,{self.folder}", f"-l{CLIENT_NAME}", "-lpthread"]
+
+
+def build_client_library() -> ClientLibrary:
+    """Build (or find in the cache) the C client library of ``psaspm serve``.
+
+    psaspm's ``client/psaspm_client.c`` is compiled once with ``$CC`` into
+    ``psaspm_client.o`` (position-independent, for static linking), which is
+    also linked into ``libpsaspm_client.so``.  Both live in
+    ``<cache>/client/<key>/``, where the key hashes the source, psaspm's PSA
+    headers, the compiler's identity, the flags and the recipe (not the
+    working directory: every path involved is absolute).  The folder is
+    written atomically.  Raises ConfigError naming the library for a compiler
+    that cannot run, a compile error or an unwritable cache.
+    """
+    label = "the psaspm C client library"
+    compiler = _compiler("CC", "cc", label)
+    headers = sorted(p for p in INCLUDE_DIR.rglob("*.h") if p.is_file())
+    material = {
+        "recipe": RECIPE,
+        "source": _sha256(CLIENT_SOURCE.read_bytes()),
+        "headers": [[str(p.relative_to(INCLUDE_DIR)), _sha256(p.read_bytes())] for p in headers],
+        "cc": compiler.identity,
+        "flags": [*BASE_CFLAGS, *CLIENT_CFLAGS],
+    }
+    key = _sha256(json.dumps(material, sort_keys=True).encode())[:32]
+    folder = cache_root() / "client" / key
+    library = ClientLibrary(folder, folder / f"lib{CLIENT_NAME}.so", folder / f"{CLIENT_NAME}.o")
+    if library.shared.is_file() and library.static.is_file():
+        STATS.cache_hits += 1
+        return library
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".build-", dir=folder.parent))
+        try:
+            obj = staging / library.static.name
+            flags = [*BASE_CFLAGS, f"-I{INCLUDE_DIR}", *CLIENT_CFLAGS]
+            argv = [*compiler.argv, *flags, "-c", str(CLIENT_SOURCE), "-o", str(obj)]
+            _run(argv, label, f"compiling {CLIENT_SOURCE}")
+            shared = staging / library.shared.name
+            argv = [*compiler.argv, *LINK_FLAGS, *flags, "-o", str(shared), str(obj)]
+            _run(argv, label, f"linking {shared.name}")
+            STATS.compiles += 1
+            try:
+                staging.rename(folder)
+            except OSError:
+                if not folder.is_dir():  # not another process winning the race: a real failure
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot write the build cache {cache_root()}: {exc}") from None
+    return library
 
 
 # ----------------------------------------------------------------- internals

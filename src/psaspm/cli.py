@@ -94,6 +94,17 @@ def add_system_options(
             metavar='"FLAGS"',
             help='compiler flags for C partition code, e.g. "-I inc -DX=1"',
         )
+        parser.add_argument(
+            "--c-threads",
+            action="store_true",
+            help="run each C partition's code on an OS thread of its own (pointers into a "
+            "blocked partition's stack stay valid, errno is per partition)",
+        )
+        parser.add_argument(
+            "--sanitize",
+            choices=("address",),
+            help="build C partition code with AddressSanitizer (implies --c-threads)",
+        )
     parser.add_argument(
         "-c",
         "--config",
@@ -162,6 +173,15 @@ def code_options(args: argparse.Namespace) -> dict[str, str | list[str]]:
     return code
 
 
+def c_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``cflags=``, ``c_threads=`` and ``sanitize=`` for ``psaspm.load`` (C code)."""
+    if args.sanitize == "address":
+        from psaspm import crt
+
+        crt.asan_reexec(args.reexec)  # returns when the ASan runtime is loaded
+    return {"cflags": cflag_options(args), "c_threads": args.c_threads, "sanitize": args.sanitize}
+
+
 def cflag_options(args: argparse.Namespace) -> list[str]:
     """``cflags=`` for ``psaspm.load`` from ``--cflags "..."`` (split as a shell would)."""
     import shlex
@@ -217,7 +237,7 @@ def run_check(args: argparse.Namespace) -> int:
             print(f"psaspm: error: {problem}", file=sys.stderr)
         return EXIT_ERROR
     print_warnings(system.warnings)
-    checked = System(system, code=code, cflags=cflag_options(args), config=options["config"])
+    checked = System(system, code=code, config=options["config"], **c_options(args))
     code_warnings, code_errors = checked.check_code()
     print_warnings(code_warnings)
     for error in code_errors:
@@ -296,7 +316,8 @@ def run_run(args: argparse.Namespace) -> int:
         check_writable(args.trace, "--trace")
     options = (
         system_options(args)
-        | {"code": code_options(args), "cflags": cflag_options(args)}
+        | {"code": code_options(args)}
+        | c_options(args)
         | watchdog_options(args)
     )
     main = runner.load_script(args.script) if args.script else _no_script
@@ -454,7 +475,8 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ConfigError(f"--repeat {args.repeat}: at least 1")
     options = (
         system_options(args)
-        | {"code": code_options(args), "cflags": cflag_options(args)}
+        | {"code": code_options(args)}
+        | c_options(args)
         | watchdog_options(args)
     )
     main = runner.load_script(args.script)
@@ -710,7 +732,7 @@ def run_serve(args: argparse.Namespace) -> int:
     served = build_served_system(
         **system_options(args),
         code=code,
-        cflags=cflag_options(args),
+        **c_options(args),
         slots=args.slots,
         max_connections=args.max_connections,
         **watchdog_options(args),
@@ -754,7 +776,8 @@ def add_cflags_command(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--client",
         action="store_true",
-        help="flags for a C client of `psaspm serve` (for now the same -I flags)",
+        help="flags for a C client of `psaspm serve` (the same -I flags; link with "
+        "`psaspm libs --client`)",
     )
     parser.set_defaults(handler=run_cflags)
 
@@ -768,6 +791,39 @@ def run_cflags(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def add_libs_command(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "libs",
+        help="print the linker flags for a C client of `psaspm serve` (building the library "
+        "first if needed)",
+        description="Print what to link a C program with so that its psa/client.h functions "
+        "talk to `psaspm serve` at $PSASPM_SERVER (docs/mailbox-protocol.md). The library is "
+        "built with $CC into psaspm's build cache on first use.",
+    )
+    parser.add_argument(
+        "--client",
+        action="store_true",
+        required=True,
+        help="the C client library (libpsaspm_client)",
+    )
+    parser.add_argument(
+        "--static",
+        action="store_true",
+        help="the library's object file, linked into the program, instead of the shared library",
+    )
+    parser.set_defaults(handler=run_libs)
+
+
+def run_libs(args: argparse.Namespace) -> int:
+    import shlex
+
+    from psaspm.cbuild import build_client_library
+
+    flags = build_client_library().link_flags(static=args.static)
+    print(" ".join(shlex.quote(flag) for flag in flags))
+    return EXIT_OK
+
+
 COMMANDS: list[Callable[[Subparsers], None]] = [
     add_layout_command,
     add_check_command,
@@ -776,6 +832,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     add_serve_command,
     add_headers_command,
     add_cflags_command,
+    add_libs_command,
 ]
 
 
@@ -869,6 +926,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(_joined_cflags(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # --help, or a usage error argparse already printed
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    # --sanitize address may re-execute the process (with ASan's runtime) only when it
+    # runs the process's own command line.
+    args.reexec = argv is None
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         status = handler(args)

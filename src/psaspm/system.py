@@ -389,6 +389,8 @@ class System:
         cflags: Sequence[str] = (),
         config: Mapping[str, Any] | None = None,
         watchdog: float | None = None,
+        c_threads: bool = False,
+        sanitize: str | None = None,
     ) -> None:
         if max_connections.__class__ is not int or max_connections <= 0:
             raise ConfigError(f"max_connections must be a positive int, not {max_connections!r}")
@@ -403,6 +405,18 @@ class System:
         if isinstance(cflags, str) or not all(isinstance(f, str) for f in cflags):
             raise ConfigError(f"cflags must be a list of strings, not {cflags!r}")
         self.cflags = list(cflags)
+        if c_threads.__class__ is not bool:
+            raise ConfigError(f"c_threads must be True or False, not {c_threads!r}")
+        self.c_threads = c_threads  # each C partition's code on an OS thread of its own
+        self.sanitize = sanitize
+        if sanitize is not None:
+            if sanitize != "address":
+                raise ConfigError(f"sanitize must be 'address' or None, not {sanitize!r}")
+            crt.require_asan()
+            # ASan cannot follow greenlets' stack switching: the OS-thread mode.
+            self.c_threads = True
+        # Partition code's flags (an NS program in C is built with self.cflags alone).
+        self._partition_cflags = [*(crt.ASAN_CFLAGS if sanitize else ()), *self.cflags]
         self._config = dict(config or {})
         self._headers: Path | None = None
         self._images: dict[str, CImage] = {}  # the C images of the current boot
@@ -503,7 +517,7 @@ class System:
         previous = self._images.pop(part.name, None)
         if previous is not None:
             previous.release()  # its boot is over: reset() shut its threads down first
-        image = crt.load_image(files, part.name, [headers], self.cflags)
+        image = crt.load_image(files, part.name, [headers], self._partition_cflags, self.c_threads)
         self._images[part.name] = image
         return image
 
@@ -886,9 +900,13 @@ def load(
     platform: str | Path | None = None,
     cflags: Sequence[str] = (),
     watchdog: float | None = None,
+    c_threads: bool = False,
+    sanitize: str | None = None,
 ) -> System:
     """Load manifests into a :class:`System` (contract section 2); ``cflags`` are added
-    to the compiler's flags for C partition code (contract section 9)."""
+    to the compiler's flags for C partition code (contract section 9); ``c_threads``
+    runs each C partition's code on an OS thread of its own, ``sanitize="address"``
+    builds it with AddressSanitizer and implies ``c_threads`` (docs/c-partitions.md)."""
     manifest = load_system_manifest(
         sources, backend=backend, isolation=isolation, config=config, paths=paths
     )
@@ -903,4 +921,6 @@ def load(
         cflags=cflags,
         config=config,
         watchdog=watchdog,
+        c_threads=c_threads,
+        sanitize=sanitize,
     )

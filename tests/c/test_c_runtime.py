@@ -478,3 +478,22 @@ def test_cli_runs_and_checks_c_code(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert str(source) in err and "CHECKSUM_OK is not defined" in err
     assert main(["run", *args, "--cflags", "-DCHECKSUM_OK=1 -Wall", "--ns", script, "-q"]) == 0
     assert "CRC-32" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
+@pytest.mark.parametrize("echo", ["echo", "echo_c"])
+def test_c_client_of_a_connection_based_service(backend: str, isolation: int, echo: str) -> None:
+    """C code connects to a connection-based service (the Python or the C echo), calls it
+    on that connection, and closes it: each call blocks its thread while the service's
+    runs, and the service's per-connection count is the C client's."""
+    system = psaspm.load(
+        [PARTITIONS / "c_client.yaml", EXAMPLES / echo / "echo_service.yaml"],
+        backend=backend,
+        isolation=isolation,
+    )
+    system.boot()
+    out = bytearray(7)
+    status = system.ns_client().call(system.constants["C_CLIENT_HANDLE"], 0, [b"hi!"], [out])
+    assert status == PSA_SUCCESS
+    assert out == b"hi!" + (2).to_bytes(4, "little")
+    assert system.stats["connections_in_use"] == 0

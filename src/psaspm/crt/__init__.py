@@ -21,7 +21,9 @@ has its exception parked here; the shim longjmps back to the trampoline and
 :func:`enter` re-raises the exception in Python, so no exception unwinds
 through C frames.  Each C partition's thread is its ordinary partition
 greenlet (greenlet saves and restores C stacks), so an IPC C partition blocks
-in ``psa_wait`` as a Python one does.
+in ``psa_wait`` as a Python one does.  In the OS-thread mode (:class:`CThread`)
+the code itself runs on an OS thread of the image's, and the greenlet makes the
+PSA calls that thread hands back, so the kernel stays on one thread.
 
 Each boot loads fresh images (:class:`CImage`): the built object is copied to
 a file of its own, kept on disk while it runs, and opened ``RTLD_LOCAL``, so
@@ -37,6 +39,7 @@ import os
 import shutil
 import struct
 import tempfile
+import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -54,7 +57,7 @@ from psaspm.errors import ConfigError
 from psaspm.kernel.door import DOOR
 from psaspm.kernel.objects import PsaMsg
 
-__all__ = ["CImage", "enter", "load_image", "runtime_ready"]
+__all__ = ["CImage", "CThread", "enter", "load_image", "runtime_ready"]
 
 _HERE = Path(__file__).resolve().parent
 SHIM_SOURCE = _HERE / "shim.c"
@@ -526,6 +529,136 @@ def enter(kind: int, fn: int, arg: int = 0) -> int:
     return result
 
 
+# The OS-thread mode: each thread's stack (below 2 GiB, TF-M code keeps pointers in
+# uint32_t).  A TF-M partition's own stack_size is a few KiB; libc (printf) and
+# AddressSanitizer's redzones want more.
+THREAD_STACK_SIZE = 1 << 20
+
+
+class CThread:
+    """The OS thread a C partition image's code runs on in the OS-thread mode.
+
+    Started at the first entry; the calling greenlet hands it the baton and makes
+    the PSA calls it hands back (``psaspm_thread_run`` in the shim), so the kernel
+    runs on the SPE thread only and decides who runs, as for greenlets.
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._handle: Any = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    def enter(self, kind: int, fn: int, arg: int = 0) -> int:
+        """As :func:`enter`, on this thread."""
+        handle = self._handle
+        if handle is None:
+            handle = self._start()
+        result: int = _RUNTIME[0].lib.psaspm_thread_run(handle, kind, fn, arg)
+        exc = _PARKED.exc
+        if exc is not None:
+            _PARKED.exc = None
+            raise exc
+        return result
+
+    def _start(self) -> Any:
+        out = _ffi.new("void **")
+        error = _RUNTIME[0].lib.psaspm_thread_new(THREAD_STACK_SIZE, out)
+        if error:
+            raise ConfigError(
+                f"{self.label}: cannot start its OS thread (--c-threads): {os.strerror(error)}"
+            )
+        self._handle = out[0]
+        # A system dropped without a reset: its thread ends when this object goes (no
+        # greenlet can still be in enter() then: its frame would hold this object).
+        self._finalizer = weakref.finalize(self, _RUNTIME[0].lib.psaspm_thread_end, out[0])
+        return self._handle
+
+    def end(self) -> bool:
+        """End the thread when no code runs on it (its boot's greenlets were shut down
+        first); False when a C frame still waits on it (the thread is left)."""
+        handle = self._handle
+        if handle is None:
+            return True
+        if _RUNTIME[0].lib.psaspm_thread_end(handle) != 0:
+            return False
+        self._handle = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        return True
+
+
+# --------------------------------------------------------------------------- ASan
+# sanitize="address": partition code built with these (part of the build cache key).
+ASAN_CFLAGS = ("-fsanitize=address", "-fno-omit-frame-pointer")
+_ASAN_REEXEC = "PSASPM_ASAN_REEXEC"
+
+
+def asan_runtime() -> Path | None:
+    """AddressSanitizer's runtime library for ``$CC`` (``cc -print-file-name``), or None."""
+    import shlex
+    import subprocess
+
+    compiler = shlex.split(os.environ.get("CC") or "cc")
+    try:
+        done = subprocess.run(
+            [*compiler, "-print-file-name=libasan.so"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    found = Path(done.stdout.strip())
+    return (
+        found.resolve() if done.returncode == 0 and found.is_absolute() and found.exists() else None
+    )
+
+
+def asan_loaded() -> bool:
+    """Whether AddressSanitizer's runtime is in this process (it must come first)."""
+    try:
+        ctypes.CDLL(None).__asan_init  # noqa: B018 (a lookup: raises when absent)
+    except AttributeError:
+        return False
+    return True
+
+
+def require_asan() -> None:
+    """Refuse ``sanitize="address"`` unless ASan's runtime was loaded at process start."""
+    if asan_loaded():
+        return
+    runtime = asan_runtime()
+    how = (
+        f"run Python with LD_PRELOAD={runtime} ASAN_OPTIONS=detect_leaks=0 "
+        "(the psaspm command does this itself)"
+        if runtime is not None
+        else "the compiler ($CC) has no libasan.so: install its AddressSanitizer runtime"
+    )
+    raise ConfigError(
+        "sanitize='address' needs AddressSanitizer's runtime loaded before Python starts: " + how
+    )
+
+
+def asan_reexec(allowed: bool) -> None:
+    """``--sanitize address``: re-execute this command with ASan's runtime preloaded
+    (once), unless it is already loaded; refuse when that is not possible."""
+    import sys
+
+    if asan_loaded():
+        return
+    runtime = asan_runtime()
+    if not allowed or runtime is None or os.environ.get(_ASAN_REEXEC):
+        require_asan()  # raises, saying how
+    env = dict(os.environ)
+    env[_ASAN_REEXEC] = "1"
+    env["LD_PRELOAD"] = " ".join(filter(None, [str(runtime), env.get("LD_PRELOAD", "")]))
+    # CPython's own allocations are never freed at exit: leaks are not partition bugs.
+    env["ASAN_OPTIONS"] = ":".join(filter(None, ["detect_leaks=0", env.get("ASAN_OPTIONS", "")]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+
+
 # --------------------------------------------------------------------------- images
 _image_ids = itertools.count(1)
 _IMAGES: list[ctypes.CDLL] = []  # never closed: a greenlet may still hold a C frame
@@ -537,10 +670,13 @@ class CImage:
     ``files`` name the code in messages (the sources, or the prebuilt ``.so``).
     """
 
-    def __init__(self, so: Path, label: str, files: Sequence[Path]) -> None:
+    def __init__(self, so: Path, label: str, files: Sequence[Path], threads: bool = False) -> None:
         runtime_ready()
         self.label = label
         self.files = tuple(files)
+        # The OS-thread mode: this image's code runs on an OS thread of its own.
+        self.thread = CThread(label) if threads else None
+        self._enter: Callable[..., int] = enter if self.thread is None else self.thread.enter
         self.path = _copy(so, f"{label.lower()}-{next(_image_ids)}.so", label)
         try:
             self._dll = ctypes.CDLL(str(self.path), mode=os.RTLD_NOW | os.RTLD_LOCAL)
@@ -576,31 +712,37 @@ class CImage:
         return address
 
     def release(self) -> None:
-        """The boot this image ran in is over: its file goes (the mapping stays)."""
+        """The boot this image ran in is over: its file goes (the mapping stays), and
+        its OS thread ends."""
         self.path.unlink(missing_ok=True)
+        if self.thread is not None:
+            self.thread.end()
 
     # Partition functions, as the kernel calls Python ones.
     def entry(self, name: str) -> Callable[[], None]:
         address = self.require(name)
+        run = self._enter
 
         def entry_point() -> None:
-            enter(ENTER_VOID, address)
+            run(ENTER_VOID, address)
 
         return entry_point
 
     def init(self, name: str) -> Callable[[], int]:
         address = self.require(name)
+        run = self._enter
 
         def entry_init() -> int:
-            return enter(ENTER_STATUS, address)
+            return run(ENTER_STATUS, address)
 
         return entry_init
 
     def flih(self, name: str) -> Callable[[], int]:
         address = self.require(name)
+        run = self._enter
 
         def flih() -> int:
-            return enter(ENTER_FLIH, address)
+            return run(ENTER_FLIH, address)
 
         return flih
 
@@ -608,6 +750,7 @@ class CImage:
         """A service function: ``msg`` is written to a psa_msg_t of this function's (a
         partition serves one request at a time), which the C code gets a pointer to."""
         address = self.require(name)
+        run = self._enter
         buffer = _ffi.new("char[]", _MSG_SIZE)
         view = _ffi.buffer(buffer)
         at = int(_ffi.cast("uintptr_t", buffer))
@@ -625,7 +768,7 @@ class CImage:
                 *msg.in_size,
                 *msg.out_size,
             )
-            return enter(ENTER_SFN, address, at)
+            return run(ENTER_SFN, address, at)
 
         sfn.__name__ = name
         return sfn
@@ -636,7 +779,9 @@ def load_image(
     label: str,
     include_dirs: Sequence[Path] = (),
     cflags: Sequence[str] = (),
+    threads: bool = False,
 ) -> CImage:
-    """Build (or find in the cache) and load a fresh image of a C partition's code."""
+    """Build (or find in the cache) and load a fresh image of a C partition's code
+    (``threads``: its code runs on an OS thread of its own)."""
     so = cbuild.build_code(files, label=label, include_dirs=include_dirs, cflags=cflags)
-    return CImage(so, label, files)
+    return CImage(so, label, files, threads)

@@ -40,6 +40,9 @@ void psaspm_install(const struct psaspm_callbacks *callbacks);
 void psaspm_unwind_next(void);
 size_t psaspm_sizeof(int what);
 int64_t psaspm_enter(int kind, uintptr_t fn, uintptr_t arg);
+int psaspm_thread_new(size_t stack_size, void **thread);
+int64_t psaspm_thread_run(void *thread, int kind, uintptr_t fn, uintptr_t arg);
+int psaspm_thread_end(void *thread);
 """
 
 # How psaspm_enter calls partition code: kind numbers.

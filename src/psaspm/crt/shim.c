@@ -12,10 +12,17 @@
  * with its own C stack) may enter C while this one waits.
  */
 
+#define _GNU_SOURCE /* MAP_32BIT */
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 
 #include "psa/service.h"
 #include "psaspm/hal.h"
@@ -56,6 +63,11 @@ static struct psaspm_callbacks psaspm_callbacks;
 /* Per OS thread: a system runs in the thread that booted it. */
 static __thread jmp_buf *psaspm_top; /* the innermost psaspm_enter of the running stack */
 static __thread volatile int psaspm_halting; /* set by Python: unwind after this callback */
+struct psaspm_thread;
+/* Set on a C partition's OS thread (the OS-thread mode): its PSA calls go to the
+ * SPE thread through psaspm_remote. */
+static __thread struct psaspm_thread *psaspm_self;
+static uint64_t psaspm_remote(int number, const uint64_t *args, size_t count);
 
 __attribute__((__noreturn__)) static void psaspm_fatal(const char *what)
 {
@@ -133,8 +145,293 @@ int64_t psaspm_enter(int kind, uintptr_t fn, uintptr_t arg)
     return result;
 }
 
+/* On the SPE thread: make the call partition code on an OS thread handed over
+ * (psaspm_remote), through the same Python callback as in the greenlet mode. */
+static uint64_t psaspm_dispatch(int number, const uint64_t *args)
+{
+    switch (number) {
+    case 0: /* psa_framework_version */
+        return (uint64_t)psaspm_callbacks.psa_framework_version();
+    case 1: /* psa_version */
+        return (uint64_t)psaspm_callbacks.psa_version((uint32_t)args[0]);
+    case 2: /* psa_connect */
+        return (uint64_t)(int64_t)psaspm_callbacks.psa_connect((uint32_t)args[0], (uint32_t)args[1]);
+    case 3: /* psa_call */
+        return (uint64_t)(int64_t)psaspm_callbacks.psa_call((int32_t)args[0], (int32_t)args[1], (uintptr_t)args[2], (size_t)args[3], (uintptr_t)args[4], (size_t)args[5]);
+    case 4: /* psa_close */
+        psaspm_callbacks.psa_close((int32_t)args[0]);
+        return 0;
+    case 5: /* psa_wait */
+        return (uint64_t)psaspm_callbacks.psa_wait((uint32_t)args[0], (uint32_t)args[1]);
+    case 6: /* psa_get */
+        return (uint64_t)(int64_t)psaspm_callbacks.psa_get((uint32_t)args[0], (uintptr_t)args[1]);
+    case 7: /* psa_set_rhandle */
+        psaspm_callbacks.psa_set_rhandle((int32_t)args[0], (uintptr_t)args[1]);
+        return 0;
+    case 8: /* psa_read */
+        return (uint64_t)psaspm_callbacks.psa_read((int32_t)args[0], (uint32_t)args[1], (uintptr_t)args[2], (size_t)args[3]);
+    case 9: /* psa_skip */
+        return (uint64_t)psaspm_callbacks.psa_skip((int32_t)args[0], (uint32_t)args[1], (size_t)args[2]);
+    case 10: /* psa_write */
+        psaspm_callbacks.psa_write((int32_t)args[0], (uint32_t)args[1], (uintptr_t)args[2], (size_t)args[3]);
+        return 0;
+    case 11: /* psa_reply */
+        psaspm_callbacks.psa_reply((int32_t)args[0], (int32_t)args[1]);
+        return 0;
+    case 12: /* psa_notify */
+        psaspm_callbacks.psa_notify((int32_t)args[0]);
+        return 0;
+    case 13: /* psa_clear */
+        psaspm_callbacks.psa_clear();
+        return 0;
+    case 14: /* psa_eoi */
+        psaspm_callbacks.psa_eoi((uint32_t)args[0]);
+        return 0;
+    case 15: /* psa_panic */
+        psaspm_callbacks.psa_panic();
+        return 0;
+    case 16: /* psa_rot_lifecycle_state */
+        return (uint64_t)psaspm_callbacks.psa_rot_lifecycle_state();
+    case 17: /* psa_irq_enable */
+        psaspm_callbacks.psa_irq_enable((uint32_t)args[0]);
+        return 0;
+    case 18: /* psa_irq_disable */
+        return (uint64_t)psaspm_callbacks.psa_irq_disable((uint32_t)args[0]);
+    case 19: /* psa_reset_signal */
+        psaspm_callbacks.psa_reset_signal((uint32_t)args[0]);
+        return 0;
+    case 20: /* psa_map_invec */
+        return (uint64_t)psaspm_callbacks.psa_map_invec((int32_t)args[0], (uint32_t)args[1]);
+    case 21: /* psa_unmap_invec */
+        psaspm_callbacks.psa_unmap_invec((int32_t)args[0], (uint32_t)args[1]);
+        return 0;
+    case 22: /* psa_map_outvec */
+        return (uint64_t)psaspm_callbacks.psa_map_outvec((int32_t)args[0], (uint32_t)args[1]);
+    case 23: /* psa_unmap_outvec */
+        psaspm_callbacks.psa_unmap_outvec((int32_t)args[0], (uint32_t)args[1], (size_t)args[2]);
+        return 0;
+    case 24: /* psaspm_hal_read32 */
+        return (uint64_t)psaspm_callbacks.psaspm_hal_read32((uintptr_t)args[0]);
+    case 25: /* psaspm_hal_write32 */
+        psaspm_callbacks.psaspm_hal_write32((uintptr_t)args[0], (uint32_t)args[1]);
+        return 0;
+    case 26: /* psaspm_hal_assert_irq */
+        psaspm_callbacks.psaspm_hal_assert_irq((uintptr_t)args[0]);
+        return 0;
+    case 27: /* psaspm_hal_deassert_irq */
+        psaspm_callbacks.psaspm_hal_deassert_irq((uintptr_t)args[0]);
+        return 0;
+    case 28: /* psaspm_hal_wfi */
+        psaspm_callbacks.psaspm_hal_wfi();
+        return 0;
+    default:
+        psaspm_fatal("psaspm_dispatch: unknown call");
+    }
+}
+
+/*
+ * The OS-thread mode.  Each C partition's code runs on an OS thread of its own
+ * (struct psaspm_thread), one runnable at a time: a baton of two semaphores,
+ * passed outside the GIL.  The kernel stays on the SPE thread: the partition's
+ * greenlet calls psaspm_thread_run, which hands the baton to the OS thread and
+ * waits; each PSA call there (psaspm_remote) hands the call back, and the
+ * greenlet makes it (psaspm_dispatch: the same Python callback, on the
+ * partition's greenlet, which may block and switch) and hands the result over.
+ * Entering the code again while it waits in a call (a FLIH, an SFN service of
+ * the same partition) runs it further up the same OS thread's stack, as an
+ * interrupt does; calls nest strictly.  The stacks are mmapped below 2 GiB
+ * (MAP_32BIT): TF-M code keeps pointers in uint32_t.
+ */
+enum psaspm_baton {
+    PSASPM_ENTER = 1, /* to the OS thread: run kind/fn/arg through psaspm_enter */
+    PSASPM_RESULT,    /* to the OS thread: the call returned value */
+    PSASPM_UNWIND,    /* to the OS thread: the call raised; unwind to the trampoline */
+    PSASPM_EXIT,      /* to the OS thread: end */
+    PSASPM_CALL,      /* to the SPE thread: make call number with args */
+    PSASPM_DONE,      /* to the SPE thread: the code entered returned value */
+};
+
+struct psaspm_thread {
+    sem_t to_c;   /* the baton, to the OS thread */
+    sem_t to_spe; /* the baton, back to the SPE thread */
+    int what;     /* enum psaspm_baton */
+    int kind;
+    int number;
+    uintptr_t fn, arg;
+    uint64_t args[8];
+    int64_t value;
+    int depth; /* entries still running on the OS thread */
+    pthread_t id;
+    char *stack;
+    size_t stack_size;
+};
+
+#define PSASPM_GUARD 4096
+
+static void psaspm_sem_wait(sem_t *sem)
+{
+    while (sem_wait(sem) != 0) {
+        if (errno != EINTR) {
+            psaspm_fatal("sem_wait failed");
+        }
+    }
+}
+
+/* On the OS thread: run what the SPE thread handed over (an entry), report it. */
+static void psaspm_thread_enter(struct psaspm_thread *t)
+{
+    int64_t value = psaspm_enter(t->kind, t->fn, t->arg);
+    t->what = PSASPM_DONE;
+    t->value = value;
+    sem_post(&t->to_spe);
+}
+
+static void *psaspm_thread_main(void *arg)
+{
+    struct psaspm_thread *t = arg;
+    psaspm_self = t;
+    for (;;) {
+        psaspm_sem_wait(&t->to_c);
+        if (t->what == PSASPM_EXIT) {
+            return NULL;
+        }
+        if (t->what != PSASPM_ENTER) {
+            psaspm_fatal("psaspm thread: unexpected baton");
+        }
+        psaspm_thread_enter(t);
+    }
+}
+
+/* On the OS thread: a PSA call, made on the SPE thread.  errno is the partition's
+ * own, kept across the call. */
+static uint64_t psaspm_remote(int number, const uint64_t *args, size_t count)
+{
+    struct psaspm_thread *t = psaspm_self;
+    int saved = errno;
+    t->what = PSASPM_CALL;
+    t->number = number;
+    if (count) {
+        memcpy(t->args, args, count * sizeof(*args));
+    }
+    sem_post(&t->to_spe);
+    for (;;) {
+        psaspm_sem_wait(&t->to_c);
+        switch (t->what) {
+        case PSASPM_RESULT:
+            errno = saved;
+            return (uint64_t)t->value;
+        case PSASPM_UNWIND:
+            errno = saved;
+            psaspm_halting = 1;
+            psaspm_unwind();
+            psaspm_fatal("psaspm thread: no trampoline to unwind to");
+        case PSASPM_ENTER:
+            psaspm_thread_enter(t); /* nested: further up this stack */
+            break;
+        default:
+            psaspm_fatal("psaspm thread: unexpected baton");
+        }
+    }
+}
+
+/* A thread for one C partition image: 0, or an errno value. */
+int psaspm_thread_new(size_t stack_size, void **thread)
+{
+    struct psaspm_thread *t = calloc(1, sizeof(*t));
+    pthread_attr_t attr;
+    sigset_t all, old;
+    int error;
+    if (t == NULL) {
+        return ENOMEM;
+    }
+    t->stack_size = stack_size;
+    t->stack = mmap(NULL, stack_size + PSASPM_GUARD, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (t->stack == MAP_FAILED) {
+        error = errno;
+        free(t);
+        return error;
+    }
+    mprotect(t->stack, PSASPM_GUARD, PROT_NONE); /* the stack grows down into it */
+    sem_init(&t->to_c, 0, 0);
+    sem_init(&t->to_spe, 0, 0);
+    pthread_attr_init(&attr);
+    pthread_attr_setstack(&attr, t->stack + PSASPM_GUARD, stack_size);
+    /* Signals (Ctrl-C) stay the SPE thread's, where Python handles them. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    error = pthread_create(&t->id, &attr, psaspm_thread_main, t);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (error != 0) {
+        munmap(t->stack, stack_size + PSASPM_GUARD);
+        free(t);
+        return error;
+    }
+    *thread = t;
+    return 0;
+}
+
+/* On the SPE thread (a partition's greenlet): run partition code fn on the OS thread,
+ * making the PSA calls it hands back, until it returns or is unwound. */
+int64_t psaspm_thread_run(void *thread, int kind, uintptr_t fn, uintptr_t arg)
+{
+    struct psaspm_thread *t = thread;
+    t->what = PSASPM_ENTER;
+    t->kind = kind;
+    t->fn = fn;
+    t->arg = arg;
+    t->depth++;
+    sem_post(&t->to_c);
+    for (;;) {
+        psaspm_sem_wait(&t->to_spe);
+        if (t->what == PSASPM_DONE) {
+            t->depth--;
+            return t->value;
+        }
+        if (t->what != PSASPM_CALL) {
+            psaspm_fatal("psaspm thread: unexpected baton");
+        }
+        uint64_t args[8];
+        int number = t->number;
+        memcpy(args, t->args, sizeof(args));
+        jmp_buf *top = psaspm_top;
+        uint64_t value = psaspm_dispatch(number, args); /* may switch greenlets */
+        psaspm_top = top;
+        if (psaspm_halting) {
+            psaspm_halting = 0;
+            t->what = PSASPM_UNWIND;
+        } else {
+            t->what = PSASPM_RESULT;
+            t->value = (int64_t)value;
+        }
+        sem_post(&t->to_c);
+    }
+}
+
+/* End an idle thread and free its stack: 0; 1 when code still runs on it (a C frame
+ * waits in a call): it is left as it is. */
+int psaspm_thread_end(void *thread)
+{
+    struct psaspm_thread *t = thread;
+    if (t->depth != 0) {
+        return 1;
+    }
+    t->what = PSASPM_EXIT;
+    sem_post(&t->to_c);
+    pthread_join(t->id, NULL);
+    munmap(t->stack, t->stack_size + PSASPM_GUARD);
+    sem_destroy(&t->to_c);
+    sem_destroy(&t->to_spe);
+    free(t);
+    return 0;
+}
+
 uint32_t psa_framework_version(void)
 {
+    if (psaspm_self != NULL) {
+        return (uint32_t)psaspm_remote(0, NULL, 0);
+    }
     jmp_buf *top = psaspm_top;
     uint32_t result = psaspm_callbacks.psa_framework_version();
     psaspm_top = top;
@@ -146,6 +443,10 @@ uint32_t psa_framework_version(void)
 
 uint32_t psa_version(uint32_t sid)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[1] = {(uint64_t)sid};
+        return (uint32_t)psaspm_remote(1, args, 1);
+    }
     jmp_buf *top = psaspm_top;
     uint32_t result = psaspm_callbacks.psa_version(sid);
     psaspm_top = top;
@@ -157,6 +458,10 @@ uint32_t psa_version(uint32_t sid)
 
 psa_handle_t psa_connect(uint32_t sid, uint32_t version)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[2] = {(uint64_t)sid, (uint64_t)version};
+        return (psa_handle_t)psaspm_remote(2, args, 2);
+    }
     jmp_buf *top = psaspm_top;
     int32_t result = psaspm_callbacks.psa_connect(sid, version);
     psaspm_top = top;
@@ -168,6 +473,10 @@ psa_handle_t psa_connect(uint32_t sid, uint32_t version)
 
 psa_status_t psa_call(psa_handle_t handle, int32_t type, const psa_invec *in_vec, size_t in_len, psa_outvec *out_vec, size_t out_len)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[6] = {(uint64_t)handle, (uint64_t)type, (uint64_t)(uintptr_t)in_vec, (uint64_t)in_len, (uint64_t)(uintptr_t)out_vec, (uint64_t)out_len};
+        return (psa_status_t)psaspm_remote(3, args, 6);
+    }
     jmp_buf *top = psaspm_top;
     int32_t result = psaspm_callbacks.psa_call(handle, type, (uintptr_t)in_vec, in_len, (uintptr_t)out_vec, out_len);
     psaspm_top = top;
@@ -179,6 +488,11 @@ psa_status_t psa_call(psa_handle_t handle, int32_t type, const psa_invec *in_vec
 
 void psa_close(psa_handle_t handle)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[1] = {(uint64_t)handle};
+        (void)psaspm_remote(4, args, 1);
+        return;
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psa_close(handle);
     psaspm_top = top;
@@ -189,6 +503,10 @@ void psa_close(psa_handle_t handle)
 
 psa_signal_t psa_wait(psa_signal_t signal_mask, uint32_t timeout)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[2] = {(uint64_t)signal_mask, (uint64_t)timeout};
+        return (psa_signal_t)psaspm_remote(5, args, 2);
+    }
     jmp_buf *top = psaspm_top;
     uint32_t result = psaspm_callbacks.psa_wait(signal_mask, timeout);
     psaspm_top = top;
@@ -200,6 +518,10 @@ psa_signal_t psa_wait(psa_signal_t signal_mask, uint32_t timeout)
 
 psa_status_t psa_get(psa_signal_t signal, psa_msg_t *msg)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[2] = {(uint64_t)signal, (uint64_t)(uintptr_t)msg};
+        return (psa_status_t)psaspm_remote(6, args, 2);
+    }
     jmp_buf *top = psaspm_top;
     int32_t result = psaspm_callbacks.psa_get(signal, (uintptr_t)msg);
     psaspm_top = top;
@@ -211,6 +533,11 @@ psa_status_t psa_get(psa_signal_t signal, psa_msg_t *msg)
 
 void psa_set_rhandle(psa_handle_t msg_handle, void *rhandle)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[2] = {(uint64_t)msg_handle, (uint64_t)(uintptr_t)rhandle};
+        (void)psaspm_remote(7, args, 2);
+        return;
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psa_set_rhandle(msg_handle, (uintptr_t)rhandle);
     psaspm_top = top;
@@ -221,6 +548,10 @@ void psa_set_rhandle(psa_handle_t msg_handle, void *rhandle)
 
 size_t psa_read(psa_handle_t msg_handle, uint32_t invec_idx, void *buffer, size_t num_bytes)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[4] = {(uint64_t)msg_handle, (uint64_t)invec_idx, (uint64_t)(uintptr_t)buffer, (uint64_t)num_bytes};
+        return (size_t)psaspm_remote(8, args, 4);
+    }
     jmp_buf *top = psaspm_top;
     size_t result = psaspm_callbacks.psa_read(msg_handle, invec_idx, (uintptr_t)buffer, num_bytes);
     psaspm_top = top;
@@ -232,6 +563,10 @@ size_t psa_read(psa_handle_t msg_handle, uint32_t invec_idx, void *buffer, size_
 
 size_t psa_skip(psa_handle_t msg_handle, uint32_t invec_idx, size_t num_bytes)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[3] = {(uint64_t)msg_handle, (uint64_t)invec_idx, (uint64_t)num_bytes};
+        return (size_t)psaspm_remote(9, args, 3);
+    }
     jmp_buf *top = psaspm_top;
     size_t result = psaspm_callbacks.psa_skip(msg_handle, invec_idx, num_bytes);
     psaspm_top = top;
@@ -243,6 +578,11 @@ size_t psa_skip(psa_handle_t msg_handle, uint32_t invec_idx, size_t num_bytes)
 
 void psa_write(psa_handle_t msg_handle, uint32_t outvec_idx, const void *buffer, size_t num_bytes)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[4] = {(uint64_t)msg_handle, (uint64_t)outvec_idx, (uint64_t)(uintptr_t)buffer, (uint64_t)num_bytes};
+        (void)psaspm_remote(10, args, 4);
+        return;
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psa_write(msg_handle, outvec_idx, (uintptr_t)buffer, num_bytes);
     psaspm_top = top;
@@ -253,6 +593,11 @@ void psa_write(psa_handle_t msg_handle, uint32_t outvec_idx, const void *buffer,
 
 void psa_reply(psa_handle_t msg_handle, psa_status_t status)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[2] = {(uint64_t)msg_handle, (uint64_t)status};
+        (void)psaspm_remote(11, args, 2);
+        return;
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psa_reply(msg_handle, status);
     psaspm_top = top;
@@ -263,6 +608,11 @@ void psa_reply(psa_handle_t msg_handle, psa_status_t status)
 
 void psa_notify(int32_t partition_id)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[1] = {(uint64_t)partition_id};
+        (void)psaspm_remote(12, args, 1);
+        return;
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psa_notify(partition_id);
     psaspm_top = top;
@@ -273,6 +623,10 @@ void psa_notify(int32_t partition_id)
 
 void psa_clear(void)
 {
+    if (psaspm_self != NULL) {
+        (void)psaspm_remote(13, NULL, 0);
+        return;
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psa_clear();
     psaspm_top = top;
@@ -283,6 +637,11 @@ void psa_clear(void)
 
 void psa_eoi(psa_signal_t irq_signal)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[1] = {(uint64_t)irq_signal};
+        (void)psaspm_remote(14, args, 1);
+        return;
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psa_eoi(irq_signal);
     psaspm_top = top;
@@ -293,6 +652,12 @@ void psa_eoi(psa_signal_t irq_signal)
 
 void psa_panic(void)
 {
+    if (psaspm_self != NULL) {
+        (void)psaspm_remote(15, NULL, 0);
+        psaspm_halting = 1; /* a halt cannot return */
+        psaspm_unwind();
+        psaspm_fatal("psa_panic returned");
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psa_panic();
     psaspm_top = top;
@@ -303,6 +668,9 @@ void psa_panic(void)
 
 uint32_t psa_rot_lifecycle_state(void)
 {
+    if (psaspm_self != NULL) {
+        return (uint32_t)psaspm_remote(16, NULL, 0);
+    }
     jmp_buf *top = psaspm_top;
     uint32_t result = psaspm_callbacks.psa_rot_lifecycle_state();
     psaspm_top = top;
@@ -314,6 +682,11 @@ uint32_t psa_rot_lifecycle_state(void)
 
 void psa_irq_enable(psa_signal_t irq_signal)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[1] = {(uint64_t)irq_signal};
+        (void)psaspm_remote(17, args, 1);
+        return;
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psa_irq_enable(irq_signal);
     psaspm_top = top;
@@ -324,6 +697,10 @@ void psa_irq_enable(psa_signal_t irq_signal)
 
 psa_irq_status_t psa_irq_disable(psa_signal_t irq_signal)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[1] = {(uint64_t)irq_signal};
+        return (psa_irq_status_t)psaspm_remote(18, args, 1);
+    }
     jmp_buf *top = psaspm_top;
     uint32_t result = psaspm_callbacks.psa_irq_disable(irq_signal);
     psaspm_top = top;
@@ -335,6 +712,11 @@ psa_irq_status_t psa_irq_disable(psa_signal_t irq_signal)
 
 void psa_reset_signal(psa_signal_t irq_signal)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[1] = {(uint64_t)irq_signal};
+        (void)psaspm_remote(19, args, 1);
+        return;
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psa_reset_signal(irq_signal);
     psaspm_top = top;
@@ -345,6 +727,10 @@ void psa_reset_signal(psa_signal_t irq_signal)
 
 const void *psa_map_invec(psa_handle_t msg_handle, uint32_t invec_idx)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[2] = {(uint64_t)msg_handle, (uint64_t)invec_idx};
+        return (const void *)(uintptr_t)psaspm_remote(20, args, 2);
+    }
     jmp_buf *top = psaspm_top;
     uintptr_t result = psaspm_callbacks.psa_map_invec(msg_handle, invec_idx);
     psaspm_top = top;
@@ -356,6 +742,11 @@ const void *psa_map_invec(psa_handle_t msg_handle, uint32_t invec_idx)
 
 void psa_unmap_invec(psa_handle_t msg_handle, uint32_t invec_idx)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[2] = {(uint64_t)msg_handle, (uint64_t)invec_idx};
+        (void)psaspm_remote(21, args, 2);
+        return;
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psa_unmap_invec(msg_handle, invec_idx);
     psaspm_top = top;
@@ -366,6 +757,10 @@ void psa_unmap_invec(psa_handle_t msg_handle, uint32_t invec_idx)
 
 void *psa_map_outvec(psa_handle_t msg_handle, uint32_t outvec_idx)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[2] = {(uint64_t)msg_handle, (uint64_t)outvec_idx};
+        return (void *)(uintptr_t)psaspm_remote(22, args, 2);
+    }
     jmp_buf *top = psaspm_top;
     uintptr_t result = psaspm_callbacks.psa_map_outvec(msg_handle, outvec_idx);
     psaspm_top = top;
@@ -377,6 +772,11 @@ void *psa_map_outvec(psa_handle_t msg_handle, uint32_t outvec_idx)
 
 void psa_unmap_outvec(psa_handle_t msg_handle, uint32_t outvec_idx, size_t len)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[3] = {(uint64_t)msg_handle, (uint64_t)outvec_idx, (uint64_t)len};
+        (void)psaspm_remote(23, args, 3);
+        return;
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psa_unmap_outvec(msg_handle, outvec_idx, len);
     psaspm_top = top;
@@ -387,6 +787,10 @@ void psa_unmap_outvec(psa_handle_t msg_handle, uint32_t outvec_idx, size_t len)
 
 uint32_t psaspm_hal_read32(uintptr_t addr)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[1] = {(uint64_t)addr};
+        return (uint32_t)psaspm_remote(24, args, 1);
+    }
     jmp_buf *top = psaspm_top;
     uint32_t result = psaspm_callbacks.psaspm_hal_read32(addr);
     psaspm_top = top;
@@ -398,6 +802,11 @@ uint32_t psaspm_hal_read32(uintptr_t addr)
 
 void psaspm_hal_write32(uintptr_t addr, uint32_t value)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[2] = {(uint64_t)addr, (uint64_t)value};
+        (void)psaspm_remote(25, args, 2);
+        return;
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psaspm_hal_write32(addr, value);
     psaspm_top = top;
@@ -408,6 +817,11 @@ void psaspm_hal_write32(uintptr_t addr, uint32_t value)
 
 void psaspm_hal_assert_irq(const char *source)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[1] = {(uint64_t)(uintptr_t)source};
+        (void)psaspm_remote(26, args, 1);
+        return;
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psaspm_hal_assert_irq((uintptr_t)source);
     psaspm_top = top;
@@ -418,6 +832,11 @@ void psaspm_hal_assert_irq(const char *source)
 
 void psaspm_hal_deassert_irq(const char *source)
 {
+    if (psaspm_self != NULL) {
+        uint64_t args[1] = {(uint64_t)(uintptr_t)source};
+        (void)psaspm_remote(27, args, 1);
+        return;
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psaspm_hal_deassert_irq((uintptr_t)source);
     psaspm_top = top;
@@ -428,6 +847,10 @@ void psaspm_hal_deassert_irq(const char *source)
 
 void psaspm_hal_wfi(void)
 {
+    if (psaspm_self != NULL) {
+        (void)psaspm_remote(28, NULL, 0);
+        return;
+    }
     jmp_buf *top = psaspm_top;
     psaspm_callbacks.psaspm_hal_wfi();
     psaspm_top = top;

@@ -79,6 +79,8 @@ def build_served_system(
     max_connections: int = 8,
     cflags: Sequence[str] = (),
     watchdog: float | None = None,
+    c_threads: bool = False,
+    sanitize: str | None = None,
 ) -> ServedSystem:
     """Load a system whose mailbox NS agent is psaspm's, bound to a fresh mailbox.
 
@@ -125,6 +127,8 @@ def build_served_system(
         cflags=cflags,
         config=config,
         watchdog=watchdog,
+        c_threads=c_threads,
+        sanitize=sanitize,
     )
     return ServedSystem(system, mailbox, agent.name, irq.source, base, limit)
 
