@@ -618,6 +618,31 @@ def run_cases(reps: int, batch_s: float, only: set[str] | None) -> list[Case]:
         echo(c_ipc1),
         ipc1_call,
     )
+    c_sfn = [
+        _booted([ECHO_SFN], "sfn", 1, code={"BENCH_SP_ECHO_SFN": FIXTURES / "echo_sfn.c"})
+        for _ in range(INSTANCES)
+    ]
+    case(
+        "c_echo_vs_python_sfn",
+        "SFN backend: the stateless echo call, service function in C (fixtures/echo_sfn.c)",
+        "SFN backend: the same call, the service function in Python (side a of sfn_vs_direct)",
+        0,
+        _rotating([_echo_call(s, "ECHO_SFN_HANDLE") for s in c_sfn]),
+        sfn_call,
+    )
+    c_ipc3 = [
+        _booted([ECHO_IPC], "ipc", 3, code={"BENCH_SP_ECHO_IPC": FIXTURES / "echo_ipc.c"})
+        for _ in range(INSTANCES)
+    ]
+    case(
+        "c_echo_vs_python_ipc3",
+        "IPC backend, isolation 3 (SVC): the echo call, partition code in C",
+        "IPC backend, isolation 3: the same call, the same partition in Python",
+        0,
+        echo(c_ipc3),
+        echo(ipc(3)),
+    )
+    del c_sfn, c_ipc3
     c_threads = [
         _booted(
             [ECHO_IPC],
