@@ -38,7 +38,7 @@ from psaspm import remote
 from psaspm.consts import PSA_IPC_CALL, PSA_SUCCESS
 from psaspm.kernel.door import DOOR
 from psaspm.kernel.objects import ConnStatus
-from psaspm.system import System
+from psaspm.system import NsClient, System
 from psaspm.trace import ChromeTrace
 
 HERE = Path(__file__).resolve().parent
@@ -128,13 +128,16 @@ def _booted(sources: list[Path], backend: str, isolation: int, **kw: Any) -> Sys
 
 def _echo_call(system: System, handle_name: str) -> Runner:
     """``ns.call`` of the echo: one 64-byte in-vector echoed to a 64-byte out-vector."""
-    ns = system.ns_client()
-    handle = system.constants[handle_name]
+    return _echo_runner(system.ns_client(), system.constants[handle_name], handle_name)
+
+
+def _echo_runner(ns: NsClient, handle: int, what: str) -> Runner:
+    """Time ``ns.call(handle)`` of an echo, checked once: 64 bytes in, the same 64 out."""
     ins = (bytes(range(VEC)),)
     out = bytearray(VEC)
     outs = (out,)
     if ns.call(handle, PSA_IPC_CALL, ins, outs) != PSA_SUCCESS or out != ins[0]:
-        raise RuntimeError(f"the echo through {handle_name} does not echo")
+        raise RuntimeError(f"{what} does not echo")
     call = ns.call
     clock = time.perf_counter
 
@@ -153,21 +156,7 @@ def _example_echo(folder: str) -> Runner:
     system = _booted([EXAMPLES / folder / "echo_service.yaml"], "ipc", 1)
     ns = system.ns_client()
     handle = ns.connect(system.constants["EXAMPLE_ECHO_SID"], 1)
-    ins = (bytes(range(VEC)),)
-    out = bytearray(VEC)
-    outs = (out,)
-    if ns.call(handle, PSA_IPC_CALL, ins, outs) != PSA_SUCCESS or out != ins[0]:
-        raise RuntimeError(f"examples/{folder} does not echo")
-    call = ns.call
-    clock = time.perf_counter
-
-    def run(n: int) -> float:
-        t0 = clock()
-        for _ in range(n):
-            call(handle, PSA_IPC_CALL, ins, outs)
-        return clock() - t0
-
-    return run
+    return _echo_runner(ns, handle, f"examples/{folder}")
 
 
 @contextmanager

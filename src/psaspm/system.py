@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from threading import get_ident
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from psaspm import crt, sprt
 from psaspm.cbuild import C_SUFFIXES, CXX_SUFFIXES, SO_SUFFIX, system_headers_dir
@@ -47,6 +47,7 @@ from psaspm.manifest.model import Handling, Model, Partition, PartitionType, Sys
 from psaspm.platform import Devices, Timer, Uart, build_address_space, load_platform
 from psaspm.watchdog import Watchdog
 
+_T = TypeVar("_T")
 CodeSpec = ModuleType | str | Path | Sequence[str | Path]
 _module_ids = itertools.count(1)
 _PSASPM_DIR = str(Path(__file__).resolve().parent)
@@ -320,33 +321,25 @@ class _PlatformHal:
         spm = self._system.spm
         return spm.memory.allocate_private(spm.current.name, size)
 
-    def read(self, addr: int, size: int) -> bytes:
+    def _as_caller(self, access: Callable[..., _T], *args: Any) -> _T:
+        """A memory access made as the running partition: a denied one is its fault."""
         spm = self._system.spm
         try:
-            return spm.memory.read(spm.current.subject, addr, size)
+            return access(spm.current.subject, *args)
         except MemoryFault as fault:
             spm.fault(fault.fault, str(fault))
+
+    def read(self, addr: int, size: int) -> bytes:
+        return self._as_caller(self._system.spm.memory.read, addr, size)
 
     def write(self, addr: int, data: Buffer) -> None:
-        spm = self._system.spm
-        try:
-            spm.memory.write(spm.current.subject, addr, data)
-        except MemoryFault as fault:
-            spm.fault(fault.fault, str(fault))
+        self._as_caller(self._system.spm.memory.write, addr, data)
 
     def read32(self, addr: int) -> int:
-        spm = self._system.spm
-        try:
-            return spm.memory.read32(spm.current.subject, addr)
-        except MemoryFault as fault:
-            spm.fault(fault.fault, str(fault))
+        return self._as_caller(self._system.spm.memory.read32, addr)
 
     def write32(self, addr: int, value: int) -> None:
-        spm = self._system.spm
-        try:
-            spm.memory.write32(spm.current.subject, addr, value)
-        except MemoryFault as fault:
-            spm.fault(fault.fault, str(fault))
+        self._as_caller(self._system.spm.memory.write32, addr, value)
 
     def peripheral_base(self, name: str) -> int:
         spec = self._system.platform.peripherals.get(name)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+import psaspm
 from psaspm.cbuild import INCLUDE_DIR
+from psaspm.system import import_python_file
 
 
 @pytest.fixture
@@ -48,3 +50,26 @@ def compile_check(
     argv += [f"-I{d}" for d in include_dirs]
     argv += [*flags, str(source)]
     return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def ns_output(
+    example: str,
+    manifest: Path,
+    backend: str,
+    isolation: int,
+    capsys: pytest.CaptureFixture[str],
+    c_threads: bool = False,
+) -> tuple[str, dict[str, int]]:
+    """What examples/<example>/ns_app.py prints against ``manifest``, and the counters."""
+    app = import_python_file(EXAMPLES / example / "ns_app.py", "example", example)
+    system = psaspm.load(manifest, backend=backend, isolation=isolation, c_threads=c_threads)
+    system.boot()
+    capsys.readouterr()
+    app.main(system.ns_client(), system)
+    stats = system.stats
+    return capsys.readouterr().out, {
+        k: stats[k] for k in ("psa_calls", "messages", "context_switches", "panics")
+    }

@@ -18,9 +18,9 @@ from psaspm.cbuild import build_code, system_headers_dir
 from psaspm.cli import main
 from psaspm.consts import PSA_IPC_CALL, PSA_SUCCESS
 from psaspm.crt import SHIM_INCLUDE, SHIM_SOURCE
-from psaspm.system import System, import_python_file
+from psaspm.system import System
 
-from .conftest import compile_check
+from .conftest import compile_check, ns_output
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -61,29 +61,14 @@ def _build_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         yield
 
 
-def _ns_output(
-    example: str, manifest: Path, backend: str, isolation: int, capsys: pytest.CaptureFixture[str]
-) -> tuple[str, dict[str, int]]:
-    """What the example's ns_app.py prints against ``manifest``, and the system's counters."""
-    app = import_python_file(EXAMPLES / example / "ns_app.py", "example", example)
-    system = psaspm.load(manifest, backend=backend, isolation=isolation)
-    system.boot()
-    capsys.readouterr()
-    app.main(system.ns_client(), system)
-    stats = system.stats
-    return capsys.readouterr().out, {
-        k: stats[k] for k in ("psa_calls", "messages", "context_switches", "panics")
-    }
-
-
 @pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
 def test_c_echo_answers_like_the_python_echo(
     backend: str, isolation: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """examples/echo/ns_app.py prints the same lines, with the same counters, against the
     C echo partition as against the Python one."""
-    python = _ns_output("echo", EXAMPLES / "echo" / "echo_service.yaml", backend, isolation, capsys)
-    c = _ns_output("echo", EXAMPLES / "echo_c" / "echo_service.yaml", backend, isolation, capsys)
+    python = ns_output("echo", EXAMPLES / "echo" / "echo_service.yaml", backend, isolation, capsys)
+    c = ns_output("echo", EXAMPLES / "echo_c" / "echo_service.yaml", backend, isolation, capsys)
     assert c == python
     assert "hello, secure world" in c[0]
 
@@ -94,8 +79,8 @@ def test_c_stateless_answers_like_the_python_one(
 ) -> None:
     """examples/stateless/ns_app.py prints the same lines, with the same counters, against
     the C checksum partition as against the Python one."""
-    python = _ns_output("stateless", CHECKSUM_PY, backend, isolation, capsys)
-    c = _ns_output("stateless", CHECKSUM_C, backend, isolation, capsys)
+    python = ns_output("stateless", CHECKSUM_PY, backend, isolation, capsys)
+    c = ns_output("stateless", CHECKSUM_C, backend, isolation, capsys)
     assert c == python
 
 

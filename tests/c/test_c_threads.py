@@ -23,7 +23,9 @@ from psaspm import crt, remote
 from psaspm.cli import main
 from psaspm.consts import PSA_IPC_CALL, PSA_SUCCESS
 from psaspm.mailbox.server import Server, build_served_system, parse_address
-from psaspm.system import System, import_python_file
+from psaspm.system import System
+
+from .conftest import ns_output
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -51,26 +53,6 @@ def _build_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         yield
 
 
-def _ns_output(
-    example: str,
-    manifest: Path,
-    backend: str,
-    isolation: int,
-    c_threads: bool,
-    capsys: pytest.CaptureFixture[str],
-) -> tuple[str, dict[str, int]]:
-    """What the example's ns_app.py prints against ``manifest``, and the system's counters."""
-    app = import_python_file(EXAMPLES / example / "ns_app.py", "example", example)
-    system = psaspm.load(manifest, backend=backend, isolation=isolation, c_threads=c_threads)
-    system.boot()
-    capsys.readouterr()
-    app.main(system.ns_client(), system)
-    stats = system.stats
-    return capsys.readouterr().out, {
-        k: stats[k] for k in ("psa_calls", "messages", "context_switches", "panics")
-    }
-
-
 @pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
 def test_os_thread_echo_answers_like_the_greenlet_echo(
     backend: str, isolation: int, capsys: pytest.CaptureFixture[str]
@@ -78,8 +60,8 @@ def test_os_thread_echo_answers_like_the_greenlet_echo(
     """examples/echo/ns_app.py prints the same lines, with the same counters, against the
     C echo on an OS thread as on its greenlet: the kernel schedules alike."""
     echo = EXAMPLES / "echo_c" / "echo_service.yaml"
-    greenlet = _ns_output("echo", echo, backend, isolation, False, capsys)
-    threaded = _ns_output("echo", echo, backend, isolation, True, capsys)
+    greenlet = ns_output("echo", echo, backend, isolation, capsys, c_threads=False)
+    threaded = ns_output("echo", echo, backend, isolation, capsys, c_threads=True)
     assert threaded == greenlet
     assert "hello, secure world" in threaded[0]
 
@@ -90,8 +72,8 @@ def test_os_thread_stateless_answers_like_the_greenlet_one(
 ) -> None:
     """examples/stateless/ns_app.py prints the same lines and counters against the C
     checksum partition (SFN service functions too) on an OS thread as on its greenlet."""
-    greenlet = _ns_output("stateless", CHECKSUM_C, backend, isolation, False, capsys)
-    threaded = _ns_output("stateless", CHECKSUM_C, backend, isolation, True, capsys)
+    greenlet = ns_output("stateless", CHECKSUM_C, backend, isolation, capsys, c_threads=False)
+    threaded = ns_output("stateless", CHECKSUM_C, backend, isolation, capsys, c_threads=True)
     assert threaded == greenlet
 
 

@@ -15,9 +15,7 @@ from psaspm import Deadlock
 from psaspm.psa import PSA_SUCCESS
 
 from . import timer_partitions
-
-CONFIGS = [("sfn", 1), ("ipc", 1), ("ipc", 2), ("ipc", 3)]
-IRQ_DIR = "tf-m-tests/tests_reg/test/secure_fw/suites/spm/irq/service"
+from .support import CONFIGS, boot_irq_test
 
 
 @pytest.fixture
@@ -27,19 +25,7 @@ def partitions() -> Iterator[ModuleType]:
 
 
 def _boot(shared_dir: Path, kind: str, backend: str, isolation: int) -> psaspm.System:
-    manifest = (
-        shared_dir
-        / "tfm-manifests"
-        / IRQ_DIR
-        / f"tfm_{kind}_test_service"
-        / f"tfm_{kind}_test_service.yaml"
-    )
-    name = f"TFM_SP_{kind.upper()}_TEST"
-    system = psaspm.load(
-        manifest, backend=backend, isolation=isolation, code={name: timer_partitions}
-    )
-    system.boot()
-    return system
+    return boot_irq_test(shared_dir, kind, backend, isolation, timer_partitions)
 
 
 @pytest.mark.parametrize(("backend", "isolation"), CONFIGS)

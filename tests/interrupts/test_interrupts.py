@@ -13,9 +13,7 @@ import psaspm
 from psaspm.kernel.instruments import EventLog
 
 from . import irq_partitions
-
-CONFIGS = [("sfn", 1), ("ipc", 1), ("ipc", 2), ("ipc", 3)]
-IRQ_DIR = "tf-m-tests/tests_reg/test/secure_fw/suites/spm/irq/service"
+from .support import CONFIGS, IRQ_DIR, boot_irq_test
 
 
 @pytest.fixture
@@ -25,18 +23,7 @@ def partitions() -> Iterator[ModuleType]:
 
 
 def _test_partition(shared_dir: Path, kind: str, backend: str, isolation: int) -> psaspm.System:
-    manifest = (
-        shared_dir
-        / "tfm-manifests"
-        / IRQ_DIR
-        / f"tfm_{kind}_test_service/tfm_{kind}_test_service.yaml"
-    )
-    name = f"TFM_SP_{kind.upper()}_TEST"
-    system = psaspm.load(
-        manifest, backend=backend, isolation=isolation, code={name: irq_partitions}
-    )
-    system.boot()
-    return system
+    return boot_irq_test(shared_dir, kind, backend, isolation, irq_partitions)
 
 
 @pytest.mark.parametrize(("backend", "isolation"), CONFIGS)
