@@ -14,8 +14,7 @@ import importlib.util
 import itertools
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from threading import get_ident
 from types import ModuleType
@@ -645,17 +644,19 @@ class System:
         rt.entry = sprt.common_sfn_thread(rt.init, sfns)
 
     # ---------------------------------------------------------------- running
-    @contextmanager
-    def _secure(self, kernel: _Kernel) -> Iterator[None]:
-        """Run secure code: install the interface behind the door; a halt becomes Panic,
-        an exception of SPM code an InternalError that breaks the system for good."""
+    def _secure_call(self, kernel: _Kernel, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run secure code, ``fn(*args)``: install the interface behind the door; a halt
+        becomes Panic, an exception of SPM code an InternalError that breaks the system
+        for good.  A plain call, not a generator context manager: the IRQ line that
+        ``psaspm serve`` raises per batch of calls comes this way."""
         door = DOOR
-        previous = door.iface, door.hal
+        previous_iface = door.iface
+        previous_hal = door.hal
         door.iface = kernel.iface
         door.hal = self._hal
         self._depth += 1
         try:
-            yield
+            return fn(*args)
         except SpeHalt as halt:
             self._halted(halt.record)
         except KernelBug as bug:
@@ -664,7 +665,8 @@ class System:
             self._expired(kernel, expired)
         finally:
             self._depth -= 1
-            door.iface, door.hal = previous
+            door.iface = previous_iface
+            door.hal = previous_hal
             if self._watchdog is not None:
                 self._watchdog.disarm()
 
@@ -713,8 +715,7 @@ class System:
             self._watchdog.thread_id = self._owner
             self._watchdog.start(self)
         self.state = SystemState.RUNNING
-        with self._secure(kernel):
-            kernel.backend.system_run()
+        self._secure_call(kernel, kernel.backend.system_run)
 
     def reset(self) -> None:
         """Reboot from scratch: fresh handles, signals and partition state."""
@@ -779,7 +780,7 @@ class System:
         watchdog = self._watchdog
         if watchdog is not None:
             watchdog.entries += 1
-        # What _secure() does, inline: this is every NS call's path.
+        # What _secure_call() does, inline: this is every NS call's path.
         door = DOOR
         previous_iface = door.iface
         previous_hal = door.hal
@@ -816,9 +817,11 @@ class System:
         if self._depth:
             raise RuntimeError("tick() is driven from the non-secure side")
         kernel.backend.enter_ns()
-        with self._secure(kernel):
-            for device in self._devices.values():
-                device.tick(ticks)
+        self._secure_call(kernel, self._tick_devices, ticks)
+
+    def _tick_devices(self, ticks: int) -> None:
+        for device in self._devices.values():
+            device.tick(ticks)
 
     def _wfi(self) -> bool:
         """Wait for an interrupt: advance platform time to the next event of an armed
@@ -870,13 +873,15 @@ class System:
         if self._depth:
             # From partition code: change the line; an enabled source is taken at once
             # where the running context may be preempted.
-            interrupts.set_line(source, level)
-            kernel.backend.preempt()
+            self._line_and_preempt(kernel, source, level)
             return
         kernel.backend.enter_ns()
-        with self._secure(kernel):
-            interrupts.set_line(source, level)
-            kernel.backend.preempt()
+        self._secure_call(kernel, self._line_and_preempt, kernel, source, level)
+
+    @staticmethod
+    def _line_and_preempt(kernel: _Kernel, source: str | int, level: bool) -> None:
+        kernel.spm.interrupts.set_line(source, level)
+        kernel.backend.preempt()
 
 
 def load(
