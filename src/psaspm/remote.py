@@ -376,7 +376,16 @@ class RemoteClient(_Base):
             with self._send_lock:
                 sock.sendall(data)
             while reply is None:
-                received = self._recv()
+                if decoder.idle:
+                    # The usual read: exactly this call's RESULT, parsed where it landed.
+                    size = sock.recv_into(self._recv_buf)
+                    result = proto.single_result(self._recv_buf, size)
+                    if result is not None and result.seq == seq:
+                        reply = result
+                        break
+                    received = self._recv_view[:size].tobytes()
+                else:
+                    received = self._recv()
                 if not received:
                     self._received(received)
                     break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import subprocess
 import sys
@@ -153,8 +154,84 @@ def test_truncated_stream() -> None:
     assert info.value.code == p.ErrorCode.TRUNCATED
 
 
+def test_a_bare_length_prefix_leaves_the_decoder_busy() -> None:
+    """A decoder that has read a frame's length prefix and nothing more is not idle, though it
+    buffers no byte: the fast paths must not take the next read for a frame of its own."""
+    decoder = p.FrameDecoder()
+    assert decoder.idle
+    data = p.encode_call(4, 1, 0, [b"abcd"], [4])
+    assert decoder.feed(data[:4]) == [] and decoder.pending == 0
+    assert not decoder.idle
+    [frame] = decoder.feed(data[4:])
+    assert p.decode_request(frame).seq == 4 and decoder.idle
+
+
+@FUZZ
+@given(
+    seq=st.integers(1, p.MAX_SEQ),
+    handle=st.integers(-(1 << 31), (1 << 31) - 1),
+    type_=st.integers(-(1 << 31), (1 << 31) - 1),
+    ins=vectors,
+    outs=caps,
+    value=st.integers(-(1 << 31), (1 << 31) - 1),
+)
+def test_whole_reads_take_the_fast_paths(
+    seq: int, handle: int, type_: int, ins: list[bytes], outs: list[int], value: int
+) -> None:
+    """A read holding exactly one valid CALL (server) or RESULT (client) is parsed where it
+    landed, to what the general decoder gives."""
+    call = bytearray(p.encode_call(seq, handle, type_, ins, outs))
+    assert p.single_call(call, len(call)) == (seq, (handle, type_, tuple(ins), tuple(outs)))
+    result = bytearray(p.encode_result(seq, value, ins))
+    assert p.single_result(result, len(result)) == p.Result(seq, value, tuple(ins))
+
+
+def fast_paths_agree(data: bytes) -> None:
+    """``data`` as one read: the fast CALL and RESULT parsers accept exactly the reads that the
+    general path decodes, without error, to one CALL or one RESULT, and agree with it."""
+    decoder = p.FrameDecoder()
+    frames = decoder.feed(data)
+    whole = len(frames) == 1 and decoder.idle
+    request: p.Request | None = None
+    reply: p.Reply | None = None
+    if whole:
+        with contextlib.suppress(p.ProtocolError):
+            request = p.decode_request(frames[0])
+        with contextlib.suppress(p.ProtocolError):
+            reply = p.decode_reply(frames[0])
+    call = p.single_call(data, len(data))
+    if request is not None and request.kind is p.Kind.CALL:
+        assert call == (request.seq, request.args)
+    else:
+        assert call is None
+    result = p.single_result(data, len(data))
+    if isinstance(reply, p.Result):
+        assert result == reply
+    else:
+        assert result is None
+
+
+@FUZZ
+@given(
+    frame=st.one_of(
+        st.builds(p.encode_call, st.integers(1, 9), st.integers(0, 99), st.just(0), vectors, caps),
+        st.builds(p.encode_result, st.integers(0, 9), st.integers(-200, 200), vectors),
+    ),
+    where=st.integers(0, 1 << 16),
+    xor=st.integers(1, 255),
+)
+def test_fast_paths_agree_on_one_changed_byte(frame: bytes, where: int, xor: int) -> None:
+    """A whole CALL or RESULT with any one byte changed is accepted by its fast parser exactly
+    when the general decoder accepts it, with the same fields."""
+    data = bytearray(frame)
+    data[where % len(data)] ^= xor
+    fast_paths_agree(bytes(data))
+
+
 def fuzz_one(data: bytes) -> None:
-    """The property both fuzzers check: only ProtocolError, bounded buffering."""
+    """The property both fuzzers check: only ProtocolError, bounded buffering, and fast paths
+    that agree with the general decoder."""
+    fast_paths_agree(data)
     decoder = p.FrameDecoder()
     for piece in (data[: len(data) // 2], data[len(data) // 2 :]):
         frames = decoder.feed(piece)

@@ -292,6 +292,34 @@ def test_protocol_errors_leave_the_server_and_other_clients_alone(serve: ServeFn
     bystander.disconnect()
 
 
+def test_a_call_split_anywhere_is_answered_as_if_sent_whole(serve: ServeFn) -> None:
+    """A CALL whose bytes arrive in pieces (the length prefix alone, a cut header, a cut
+    in-vector, one byte at a time), or glued to the next one, gets the same RESULT as one
+    sent whole."""
+    server = serve()
+    raw = Raw(server.address.path)
+    raw.send(proto.encode_hello(1))
+    assert isinstance(raw.recv(), proto.Welcome)
+    seq = 100
+    for cuts in ([4], [4, 9], [14], [30, 33], list(range(1, 40))):
+        seq += 1
+        data = proto.encode_call(seq, STATELESS, 0, [b"pieces!"], [7])
+        pos = 0
+        for cut in cuts:
+            raw.send(data[pos:cut])
+            time.sleep(0.002)  # let each piece be its own read
+            pos = cut
+        raw.send(data[pos:])
+        assert raw.recv() == proto.Result(seq, PSA_SUCCESS, (b"pieces!",))
+    glued = proto.encode_call(200, STATELESS, 0, [b"one"], [3])
+    glued += proto.encode_call(201, STATELESS, 0, [b"two"], [3])
+    raw.send(glued)
+    assert {raw.recv(), raw.recv()} == {
+        proto.Result(200, PSA_SUCCESS, (b"one",)),
+        proto.Result(201, PSA_SUCCESS, (b"two",)),
+    }
+
+
 def test_duplicate_request_numbers_are_refused(serve: ServeFn) -> None:
     """A request reusing the number of a call still in flight is refused (OUT_OF_ORDER) without
     reaching the service, and the original call still gets its reply."""

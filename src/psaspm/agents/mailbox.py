@@ -53,7 +53,7 @@ class Op(enum.IntEnum):
     CLOSE = 5
 
 
-@dataclass
+@dataclass(slots=True)
 class Slot:
     """One request in the mailbox: what the NS side wrote, and the reply the agent posts."""
 

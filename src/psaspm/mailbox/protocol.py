@@ -331,6 +331,11 @@ class FrameDecoder:
         """Bytes received that do not form a whole frame yet."""
         return len(self._buf)
 
+    @property
+    def idle(self) -> bool:
+        """At a frame boundary, holding nothing, not failed: the next read starts a frame."""
+        return not self._need and not self._buf and self.error is None
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         if self.error is not None:
             return []
@@ -464,6 +469,84 @@ def _decode_call(p: bytes, seq: int) -> Request:
 
 
 _CALL_KIND_ENUM = Kind.CALL
+_CALL_FRAME_HEAD = struct.Struct("<IBBHIiiBBH")  # length, header, CALL head: 24 bytes
+_RESULT_FRAME_HEAD = struct.Struct("<IBBHIiBBH")  # length, header, RESULT head: 20 bytes
+
+
+def single_call(
+    buf: bytes | bytearray, size: int
+) -> tuple[int, tuple[int, int, tuple[bytes, ...], tuple[int, ...]]] | None:
+    """``buf[:size]`` when it is exactly one well-formed CALL of this protocol version (a
+    server's usual read): its request number and :class:`Request` ``args``; otherwise
+    None, and the general path (:class:`FrameDecoder`, :func:`decode_request`) parses the
+    bytes and names what is wrong with them.  Saves the server a copy of the read and the
+    Frame and Request objects on every call."""
+    if size < 24:
+        return None
+    length, version, kind, _r, seq, handle, type_, n_in, n_out, reserved = (
+        _CALL_FRAME_HEAD.unpack_from(buf)
+    )
+    if (
+        length + 4 != size
+        or kind != _CALL_KIND
+        or version != PROTOCOL_VERSION
+        or not seq
+        or reserved
+        or n_in > MAX_VECTORS
+        or n_out > MAX_VECTORS
+        or length > MAX_FRAME
+    ):
+        return None
+    n = n_in + n_out
+    pos = 24 + 4 * n
+    if size < pos:
+        return None
+    sizes = _SIZES[n].unpack_from(buf, 24)
+    in_lens = sizes[:n_in]
+    out_caps = sizes[n_in:]
+    if (
+        (n and max(sizes) > MAX_VECTOR)
+        or (n_out and sum(out_caps) > MAX_OUT_TOTAL)
+        or size != pos + sum(in_lens)
+    ):
+        return None
+    if n_in == 1:
+        ins: tuple[bytes, ...] = (bytes(buf[pos:size]),)
+    else:
+        parts = []
+        for n_bytes in in_lens:
+            parts.append(bytes(buf[pos : pos + n_bytes]))
+            pos += n_bytes
+        ins = tuple(parts)
+    return seq, (handle, type_, ins, out_caps)
+
+
+def single_result(buf: bytes | bytearray, size: int) -> Result | None:
+    """``buf[:size]`` when it is exactly one well-formed RESULT of this protocol version (a
+    client's usual read); otherwise None, for the general path (:class:`FrameDecoder`,
+    :func:`decode_reply`) to parse and judge."""
+    if size < 20:
+        return None
+    length, version, kind, _r, seq, value, n_out, _r1, _r2 = _RESULT_FRAME_HEAD.unpack_from(buf)
+    if length + 4 != size or kind != _RESULT_KIND or version != PROTOCOL_VERSION:
+        return None
+    if n_out > MAX_VECTORS or length > MAX_FRAME:
+        return None
+    pos = 20 + 4 * n_out
+    if size < pos:
+        return None
+    lens = _SIZES[n_out].unpack_from(buf, 20)
+    if size != pos + sum(lens):
+        return None
+    if n_out == 1:
+        return Result(seq, value, (bytes(buf[pos:size]),))
+    outs = []
+    for n_bytes in lens:
+        outs.append(bytes(buf[pos : pos + n_bytes]))
+        pos += n_bytes
+    return Result(seq, value, tuple(outs))
+
+
 _SIZES = [struct.Struct("<" + "I" * n) for n in range(2 * MAX_VECTORS + 1)]
 _RESULT_HEAD = struct.Struct("<iBBH")
 

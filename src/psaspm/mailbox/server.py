@@ -648,6 +648,13 @@ class Server:
             return
         except OSError:
             size = 0
+        decoder = client.decoder
+        if size and decoder.idle:
+            # The usual read: exactly one whole CALL, parsed where it was received.
+            call = proto.single_call(self._recv_buf, size)
+            if call is not None:
+                self._call(client, *call)
+                return
         data = self._recv_view[:size].tobytes()
         if not data:
             try:
@@ -657,7 +664,6 @@ class Server:
                 return
             self._lost(client)
             return
-        decoder = client.decoder
         for frame in decoder.feed(data):
             self._frame(client, frame)
             if client.close_after:
@@ -676,10 +682,9 @@ class Server:
         seq = req.seq
         kind = req.kind
         if kind is Kind.CALL:
-            if not client.hello:
-                self._out_of_order(client, seq, "CALL before HELLO")
-                return
-        elif kind is Kind.HELLO:
+            self._call(client, seq, req.args)
+            return
+        if kind is Kind.HELLO:
             if client.hello:
                 self._out_of_order(client, seq, "a second HELLO")
                 return
@@ -690,9 +695,19 @@ class Server:
             welcome = proto.Welcome(client.client_id, self.slots)
             self._out(client, 0, proto.encode_welcome(welcome, seq))
             return
-        elif not client.hello:
+        if not client.hello:
             self._out_of_order(client, seq, f"{kind.name} before HELLO")
             return
+        self._admit(client, seq, kind, req.args)
+
+    def _call(self, client: _Client, seq: int, args: tuple[Any, ...]) -> None:
+        if not client.hello:
+            self._out_of_order(client, seq, "CALL before HELLO")
+            return
+        self._admit(client, seq, Kind.CALL, args)
+
+    def _admit(self, client: _Client, seq: int, kind: Kind, args: tuple[Any, ...]) -> None:
+        """A well-formed request after HELLO: answer it here or queue it for a mailbox slot."""
         if seq in client.inflight:
             self._out_of_order(client, seq, f"request {seq} is already in flight")
             return
@@ -709,12 +724,12 @@ class Server:
             return
         op = _OPS[kind]
         if op is Op.CALL:
-            handle, type_, in_vecs, out_caps = req.args
+            handle, type_, in_vecs, out_caps = args
             slot = Slot(
                 op, client.ns_id, (handle, type_, in_vecs), [bytearray(n) for n in out_caps]
             )
         else:
-            slot = Slot(op, client.ns_id, req.args)
+            slot = Slot(op, client.ns_id, args)
         client.queued += 1
         self._waiting.append((client, seq, slot))
         if len(client.inflight) >= self.slots and not client.paused:
