@@ -428,13 +428,28 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
-def _remote_pair(stack: ExitStack, workdir: Path, cpus: set[int] | None) -> tuple[Runner, Runner]:
-    """A remote 64-byte echo call through ``psaspm serve``, and the raw 64-byte round trip
-    over a Unix socket to a Python echo process; both servers on ``cpus``, if given."""
+@dataclass
+class RemoteSides:
+    remote: Runner  # psaspm.remote call through psaspm serve
+    raw: Runner  # the raw round trip
+    floor: Runner  # the same call to a minimal server running the SPE with no agent
+
+
+def _remote_sides(stack: ExitStack, workdir: Path, cpus: set[int] | None) -> RemoteSides:
+    """A remote 64-byte echo call through ``psaspm serve``, the raw 64-byte round trip over
+    a Unix socket to a Python echo process, and the same remote call to the minimal server
+    of ``fixtures/raw_echo_peer.py spm`` (the floor); every server on ``cpus``, if given."""
     tag = "pinned" if cpus is not None else "free"
     raw_path = workdir / f"raw-{tag}.sock"
     raw = _spawn([sys.executable, "-c", RAW_ECHO_SERVER, str(raw_path)], cpus, "ready")
     stack.callback(_stop, raw)
+    peer_path = workdir / f"peer-{tag}.sock"
+    peer = _spawn(
+        [sys.executable, str(FIXTURES / "raw_echo_peer.py"), str(peer_path), "spm", str(ECHO_IPC)],
+        cpus,
+        "ready",
+    )
+    stack.callback(_stop, peer)
     serve_path = workdir / f"serve-{tag}.sock"
     serve = _spawn(
         [sys.executable, "-m", "psaspm", "serve", str(ECHO_IPC), "--listen", f"unix:{serve_path}"],
@@ -447,13 +462,19 @@ def _remote_pair(stack: ExitStack, workdir: Path, cpus: set[int] | None) -> tupl
     stack.callback(sock.close)
     client = remote.connect(f"unix:{serve_path}")
     stack.callback(client.disconnect)
+    peer_client = remote.connect(f"unix:{peer_path}")
+    stack.callback(peer_client.disconnect)
     ins = (bytes(range(VEC)),)
     out = bytearray(VEC)
     outs = (out,)
     handle = psaspm.load([ECHO_IPC]).constants["ECHO_IPC_HANDLE"]
     if client.call(handle, PSA_IPC_CALL, ins, outs) != PSA_SUCCESS or out != ins[0]:
         raise RuntimeError("the remote echo does not echo")
+    out[:] = bytes(VEC)
+    if peer_client.call(handle, PSA_IPC_CALL, ins, outs) != PSA_SUCCESS or out != ins[0]:
+        raise RuntimeError("the minimal server does not echo")
     call = client.call
+    peer_call = peer_client.call
     payload = ins[0]
     clock = time.perf_counter
 
@@ -461,6 +482,12 @@ def _remote_pair(stack: ExitStack, workdir: Path, cpus: set[int] | None) -> tupl
         t0 = clock()
         for _ in range(n):
             call(handle, PSA_IPC_CALL, ins, outs)
+        return clock() - t0
+
+    def floor_echo(n: int) -> float:
+        t0 = clock()
+        for _ in range(n):
+            peer_call(handle, PSA_IPC_CALL, ins, outs)
         return clock() - t0
 
     send = sock.sendall
@@ -475,7 +502,7 @@ def _remote_pair(stack: ExitStack, workdir: Path, cpus: set[int] | None) -> tupl
                 got += len(recv(65536))
         return clock() - t0
 
-    return remote_echo, raw_echo
+    return RemoteSides(remote_echo, raw_echo, floor_echo)
 
 
 # --------------------------------------------------------------------------- cases
@@ -696,28 +723,41 @@ def run_cases(reps: int, batch_s: float, only: set[str] | None) -> list[Case]:
         traced(ChromeTrace),
         bare_call,
     )
-    for cid, pinned in (("remote_vs_raw_pinned", True), ("remote_vs_raw_unpinned", False)):
-        if only is not None and cid not in only:
+    for placement, pinned in (("pinned", True), ("unpinned", False)):
+        cid = f"remote_vs_raw_{placement}"
+        floor_id = f"remote_floor_vs_raw_{placement}"
+        if only is not None and not {cid, floor_id} & only:
             continue
         if pinned and not hasattr(os, "sched_setaffinity"):
-            print(f"skip {cid}: this OS cannot pin processes to a CPU", flush=True)
+            print(f"skip {cid}, {floor_id}: this OS cannot pin processes to a CPU", flush=True)
             continue
         cpus = {max(os.sched_getaffinity(0))} if pinned else None
         where = "every process on one CPU" if pinned else "processes unpinned"
+        raw_desc = f"a raw 64-byte Unix-socket round trip to a Python echo process, {where}"
         with (
             ExitStack() as stack,
             tempfile.TemporaryDirectory(prefix="psaspm-", dir="/tmp") as tmp,
             _affinity(cpus),
         ):
-            remote_echo, raw_echo = _remote_pair(stack, Path(tmp), cpus)
+            remote_sides = _remote_sides(stack, Path(tmp), cpus)
             case(
                 cid,
                 f"psaspm.remote call of the stateless 64-byte IPC echo through psaspm serve "
                 f"(another process, Unix socket), {where}",
-                f"a raw 64-byte Unix-socket round trip to a Python echo process, {where}",
+                raw_desc,
                 2.5,
-                remote_echo,
-                raw_echo,
+                remote_sides.remote,
+                remote_sides.raw,
+            )
+            case(
+                floor_id,
+                "the floor of side a of remote_vs_raw: the same psaspm.remote call to a "
+                "minimal Python server whose SPE runs the echo with no mailbox NS agent "
+                f"(fixtures/raw_echo_peer.py spm), {where}",
+                raw_desc,
+                0,
+                remote_sides.floor,
+                remote_sides.raw,
             )
     c_cases = {"c_client_vs_raw_socket", "c_client_vs_py_remote", "c_client_fake_vs_raw_socket"}
     if only is None or c_cases & only:
