@@ -273,7 +273,7 @@ def encode_welcome(w: Welcome, seq: int = 0) -> bytes:
     )
 
 
-def encode_result(seq: int, value: int, outs: Sequence[bytes] = ()) -> bytes:
+def encode_result(seq: int, value: int, outs: Sequence[bytes | bytearray] = ()) -> bytes:
     n = len(outs)
     if n > MAX_VECTORS:
         raise ValueError(f"at most {MAX_VECTORS} out-vectors")

@@ -913,7 +913,9 @@ class Server:
             if seq is None:
                 pass  # a close on behalf of a gone client
             elif not client.closed and not client.close_after:
-                outs = [bytes(out) for out in slot.outs] if op is Op.CALL else ()
+                # The out-vectors as the agent left them (resized to what was written):
+                # encode_result copies them into the frame, no copy is needed before.
+                outs = slot.outs if op is Op.CALL else ()
                 self._out(client, seq, proto.encode_result(seq, value, outs))
             else:
                 self.counters["discarded"] += 1
