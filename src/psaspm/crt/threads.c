@@ -11,7 +11,19 @@
  * the same partition) runs it further up the same OS thread's stack, as an
  * interrupt does; calls nest strictly.  The stacks are mmapped below 2 GiB
  * (MAP_32BIT): TF-M code keeps pointers in uint32_t.
+ *
+ * A thread waiting for the baton spins on it for a while before it sleeps
+ * (psaspm_sem_wait): a PSA call is two hand-offs, each of which wakes the other
+ * thread, and waking a thread asleep on another CPU costs tens of microseconds
+ * where that CPU idles in a virtual machine, against a fraction of one while the
+ * thread still spins.  The spin is bounded (PSASPM_SPIN_NS), and there is none
+ * when the process may use one CPU only: the spinner would hold the CPU the
+ * other thread needs.
  */
+#include <sched.h>
+#include <time.h>
+
+#define PSASPM_SPIN_NS 30000L /* the longest a waiting thread spins, in nanoseconds */
 enum psaspm_baton {
     PSASPM_ENTER = 1, /* to the OS thread: run kind/fn/arg through psaspm_enter */
     PSASPM_RESULT,    /* to the OS thread: the call returned value */
@@ -34,12 +46,42 @@ struct psaspm_thread {
     pthread_t id;
     char *stack;
     size_t stack_size;
+    long spin_ns; /* how long a wait for the baton spins before sleeping */
 };
 
 #define PSASPM_GUARD 4096
 
-static void psaspm_sem_wait(sem_t *sem)
+static inline void psaspm_relax(void)
 {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static long psaspm_elapsed_ns(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000000000L + (now.tv_nsec - since->tv_nsec);
+}
+
+static void psaspm_sem_wait(sem_t *sem, long spin_ns)
+{
+    if (spin_ns > 0) {
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (unsigned i = 1;; i++) {
+            if (sem_trywait(sem) == 0) {
+                return;
+            }
+            psaspm_relax();
+            if ((i & 63) == 0 && psaspm_elapsed_ns(&start) > spin_ns) {
+                break;
+            }
+        }
+    }
     while (sem_wait(sem) != 0) {
         if (errno != EINTR) {
             psaspm_fatal("sem_wait failed");
@@ -61,7 +103,7 @@ static void *psaspm_thread_main(void *arg)
     struct psaspm_thread *t = arg;
     psaspm_self = t;
     for (;;) {
-        psaspm_sem_wait(&t->to_c);
+        psaspm_sem_wait(&t->to_c, t->spin_ns);
         if (t->what == PSASPM_EXIT) {
             return NULL;
         }
@@ -85,7 +127,7 @@ static uint64_t psaspm_remote(int number, const uint64_t *args, size_t count)
     }
     sem_post(&t->to_spe);
     for (;;) {
-        psaspm_sem_wait(&t->to_c);
+        psaspm_sem_wait(&t->to_c, t->spin_ns);
         switch (t->what) {
         case PSASPM_RESULT:
             errno = saved;
@@ -114,7 +156,12 @@ int psaspm_thread_new(size_t stack_size, void **thread)
     if (t == NULL) {
         return ENOMEM;
     }
+    cpu_set_t cpus;
     t->stack_size = stack_size;
+    /* The SPE thread's CPUs, which the new thread inherits. */
+    if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) > 1) {
+        t->spin_ns = PSASPM_SPIN_NS;
+    }
     t->stack = mmap(NULL, stack_size + PSASPM_GUARD, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT | MAP_STACK | MAP_NORESERVE, -1, 0);
     if (t->stack == MAP_FAILED) {
@@ -154,7 +201,7 @@ int64_t psaspm_thread_run(void *thread, int kind, uintptr_t fn, uintptr_t arg)
     t->depth++;
     sem_post(&t->to_c);
     for (;;) {
-        psaspm_sem_wait(&t->to_spe);
+        psaspm_sem_wait(&t->to_spe, t->spin_ns);
         if (t->what == PSASPM_DONE) {
             t->depth--;
             return t->value;
