@@ -59,12 +59,13 @@ def test_flih_timer_fires_repeatedly_while_the_spe_waits(
 def test_time_advances_by_the_timer_period(
     shared_dir: Path, partitions: ModuleType, backend: str, isolation: int
 ) -> None:
-    """The SPE sleeps exactly until the next event: after one FLIH case the timer (stopped
-    by the FLIH at its third expiry) has counted three whole periods, reloaded."""
-    system = _boot(shared_dir, "flih", backend, isolation)
-    system.ns_client().call(system.constants["TFM_FLIH_TEST_CASE_HANDLE"])
+    """The SPE sleeps exactly until the next event: after the SLIH case (the partition stops
+    the timer once it is woken) the timer has counted one whole period and reloaded, not
+    a tick more."""
+    system = _boot(shared_dir, "slih", backend, isolation)
+    system.ns_client().call(system.constants["TFM_SLIH_TEST_CASE_HANDLE"])
     timer = system.device("TFM_PERIPHERAL_TIMER0")
-    assert timer.read32(0x4) == timer_partitions.RELOAD  # reloaded at the last expiry
+    assert timer.read32(0x4) == timer_partitions.RELOAD  # reloaded at the expiry
 
 
 @pytest.mark.parametrize(("backend", "isolation"), CONFIGS)

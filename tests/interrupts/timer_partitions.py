@@ -33,7 +33,6 @@ CTRL, VALUE, RELOAD_REG, INTCLEAR = 0x0, 0x4, 0x8, 0xC
 ENABLE_WITH_IRQ = 0x9
 _flih_count = 0
 BUSY_WAIT = False  # the FLIH case busy-waits with hal.wfi() instead of psa_wait
-BUSY_WAIT = False  # the FLIH case busy-waits with hal.wfi() instead of psa_wait
 
 
 def _timer() -> int:
