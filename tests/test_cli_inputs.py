@@ -186,7 +186,7 @@ def test_code_for_a_disabled_partition_is_ignored(
     [
         ("part.c", "C source part.c not found"),
         ("a.c,b.c", "C source a.c not found"),
-        ("part.so", "part.so"),
+        ("part.so", "cannot read shared object part.so"),
         ("a.py,b.py", "expected one .py file"),
         ("part.txt", "expected one .py file"),
         ("x.so,b.c", "a prebuilt .so is used alone"),

@@ -234,12 +234,13 @@ def test_bad_shared_objects_are_rejected(cache: Path, tmp_path: Path) -> None:
         check_shared_object(text, label="P")
     source = _write(tmp_path / "main.c", "int main(void) { return 0; }\n")
     obj, exe = tmp_path / "main.o", tmp_path / "main"
-    assert os.system(f"{gcc()} -c {source} -o {obj} && {gcc()} {source} -o {exe}") == 0
+    # -no-pie: a PIE executable is ET_DYN, as a library is; a plain one is ET_EXEC.
+    assert os.system(f"{gcc()} -c {source} -o {obj} && {gcc()} -no-pie {source} -o {exe}") == 0
     with pytest.raises(ConfigError, match=r"main\.o is a relocatable object"):
         check_shared_object(obj, label="P")
-    if _elf_type(exe) == 2:  # a non-PIE executable (a PIE one is ET_DYN, like a library)
-        with pytest.raises(ConfigError, match=r"is an executable"):
-            check_shared_object(exe, label="P")
+    assert _elf_type(exe) == 2
+    with pytest.raises(ConfigError, match=r"is an executable"):
+        check_shared_object(exe, label="P")
     foreign = tmp_path / "arm.so"
     data = bytearray(_build(tmp_path, *_adder(tmp_path)[:1]).read_bytes())
     machine = 0x28 if int.from_bytes(data[18:20], "little") != 0x28 else 0x3E  # EM_ARM or x86-64
