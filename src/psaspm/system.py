@@ -178,16 +178,12 @@ def partition_symbols(part: Partition) -> list[str]:
     """The functions a partition's code must define, by the names TF-M generates (what
     ``System._bind_code`` looks up): the IPC ``entry_point``; an SFN partition's
     ``entry_init`` and ``<service>_sfn`` functions; each FLIH IRQ's ``<irq>_flih``."""
-    names = [
-        irq.name.removesuffix("_SIGNAL").lower() + "_flih"
-        for irq in part.irqs
-        if irq.handling is Handling.FLIH
-    ]
+    names = [irq.flih_function for irq in part.irqs if irq.handling is Handling.FLIH]
     if part.model is Model.IPC:
         return [*names, *([part.entry_point] if part.entry_point else [])]
     if part.entry_init:
         names.append(part.entry_init)
-    return names + [svc.name.lower() + "_sfn" for svc in part.services]
+    return names + [svc.sfn_function for svc in part.services]
 
 
 def _symbol(module: ModuleType | CImage, owner: str, name: str, required: bool = True) -> Any:
@@ -625,7 +621,7 @@ class System:
         c = module if isinstance(module, CImage) else None
         for irq in rt.irqs:
             if irq.handling is Handling.FLIH:
-                symbol = irq.manifest.name.removesuffix("_SIGNAL").lower() + "_flih"
+                symbol = irq.flih_name
                 irq.flih = c.flih(symbol) if c else _symbol(module, name, symbol)
         if part.model is Model.IPC:
             if part.entry_point is None:
@@ -638,7 +634,7 @@ class System:
             rt.init = None
         sfns: list[Callable[[Any], int] | None] = []
         for svc in rt.services:
-            symbol = svc.name.lower() + "_sfn"
+            symbol = svc.sfn_name
             svc.sfn = c.sfn(symbol) if c else _symbol(module, name, symbol)
             sfns.append(svc.sfn)
         rt.entry = sprt.common_sfn_thread(rt.init, sfns)

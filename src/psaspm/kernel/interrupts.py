@@ -143,15 +143,16 @@ class Interrupts:
         interrupted = port.current
         was_handler = port.handler_mode
         counters = port.counters
-        # The FLIH runs in its owner's boundary (de-privileged at levels 2 and 3).
-        if counters is not None and boundary_need_switch(interrupted.boundary, owner.boundary):
-            counters.boundary_switches += 2  # into the owner's boundary and back
-        crossed = None  # the tracer, once told of the switch in: told of the way back too
         tracer = port.tracer
-        if tracer is not None and boundary_need_switch(interrupted.boundary, owner.boundary):
+        # The FLIH runs in its owner's boundary (de-privileged at levels 2 and 3).
+        crossing = (counters is not None or tracer is not None) and boundary_need_switch(
+            interrupted.boundary, owner.boundary
+        )
+        if crossing and counters is not None:
+            counters.boundary_switches += 2  # into the owner's boundary and back
+        if crossing and tracer is not None:
             tracer.boundary(interrupted.name, owner.name)
-            crossed = tracer
-        api = irq.manifest.name.removesuffix("_SIGNAL").lower() + "_flih"
+        api = irq.flih_name
         flih = irq.flih
         assert flih is not None
         port.current = owner
@@ -161,8 +162,8 @@ class Interrupts:
         finally:
             port.current = interrupted
             port.handler_mode = was_handler
-        if crossed is not None:
-            crossed.boundary(owner.name, interrupted.name)
+        if crossing and tracer is not None:
+            tracer.boundary(owner.name, interrupted.name)
         if result == PSA_FLIH_SIGNAL:
             port.backend.wake_up(owner, irq.signal)
         elif result != PSA_FLIH_NO_SIGNAL:

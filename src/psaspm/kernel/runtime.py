@@ -67,7 +67,7 @@ class ServiceRuntime:
         self.connection_based = manifest.connection_based
         self.mm_iovec = manifest.mm_iovec
         self.sfn: Sfn | None = None  # SFN model: the service function
-        self.sfn_name = manifest.name.lower() + "_sfn"  # its symbol, as TF-M generates it
+        self.sfn_name = manifest.sfn_function
         self.queue: deque[Connection] = deque()  # messages awaiting psa_get, oldest first
 
     def version_ok(self, version: int) -> bool:
@@ -81,7 +81,17 @@ class ServiceRuntime:
 
 
 class IrqRuntime:
-    __slots__ = ("enabled", "flih", "handling", "line", "manifest", "partition", "signal", "source")
+    __slots__ = (
+        "enabled",
+        "flih",
+        "flih_name",
+        "handling",
+        "line",
+        "manifest",
+        "partition",
+        "signal",
+        "source",
+    )
 
     def __init__(self, manifest: Irq, partition: PartitionRuntime) -> None:
         self.manifest = manifest
@@ -90,6 +100,7 @@ class IrqRuntime:
         self.signal = manifest.signal
         self.handling = manifest.handling
         self.flih: Callable[[], int] | None = None
+        self.flih_name = manifest.flih_function  # for panic records
         # FF-M 1.1 partitions enable their sources themselves; 1.0 ones start enabled.
         owner = partition.manifest
         self.enabled = owner is not None and owner.psa_framework_version == "1.0"

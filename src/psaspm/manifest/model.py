@@ -61,6 +61,11 @@ class Service:
     stateless_slot: int | None  # 0..31 when stateless, else None
     stateless_handle: int | None  # (1 << 30) | ((version & 0xFF) << 8) | slot, else None
 
+    @property
+    def sfn_function(self) -> str:
+        """The name of its service function, as TF-M generates it: ``<name>_sfn``."""
+        return self.name.lower() + "_sfn"
+
 
 @dataclass(frozen=True)
 class Irq:
@@ -70,6 +75,12 @@ class Irq:
     handling: Handling
     client_id_base: int | None = None
     client_id_limit: int | None = None
+
+    @property
+    def flih_function(self) -> str:
+        """The name of its FLIH function, as TF-M generates it: ``<name>_flih``, the
+        ``_SIGNAL`` suffix dropped."""
+        return self.name.removesuffix("_SIGNAL").lower() + "_flih"
 
 
 @dataclass(frozen=True)
