@@ -28,11 +28,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from psaspm import cbuild, crt
+from psaspm.consts import PSA_IPC_CALL
 from psaspm.crt._cdef import ENTER_STATUS
 from psaspm.errors import ConfigError
 from psaspm.kernel._generated_api import Interface
 from psaspm.kernel.api import NAMES
+from psaspm.kernel.contract import Rejected
 from psaspm.kernel.door import DOOR, NO_HAL
+from psaspm.kernel.objects import InVec, OutVec
 from psaspm.system import NsClient, System
 
 SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx")
@@ -74,6 +77,20 @@ def ns_interface(ns: NsClient) -> Interface:
     for api in NAMES:
         method = _CLIENT_APIS.get(api)
         setattr(iface, api, getattr(ns, method) if method else _refuse(api))
+
+    def psa_call(
+        handle: int,
+        type: int = PSA_IPC_CALL,
+        in_vecs: Sequence[InVec] = (),
+        out_vecs: Sequence[OutVec] = (),
+    ) -> int:
+        # A call the SPM refused stays a Rejected status, as the kernel returns it to
+        # secure code's door: the C runtime then leaves the out-vectors alone.
+        status = ns.call(handle, type, in_vecs, out_vecs)
+        reason = ns.last_error
+        return status if reason is None else Rejected(status, reason)
+
+    iface.psa_call = psa_call
     return iface
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ctypes
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,14 +79,38 @@ def test_partition_api_from_ns_code_fails_the_program(
 def test_bad_handle_from_c_ns_code_is_a_status(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A programmer error by non-secure C code is a status (-129), as for a Python script."""
+    """A programmer error by non-secure C code is a status (-129), as for a Python script,
+    and the refused call leaves its out-vector's bytes and len as they were."""
     app = _program(
         tmp_path,
-        "int main(void) { psa_status_t s = psa_call(12345, 0, NULL, 0, NULL, 0);\n"
-        '  printf("status %d\\n", (int)s); return s == PSA_ERROR_PROGRAMMER_ERROR ? 0 : 1; }\n',
+        'int main(void) { char out[8] = "XXXXXXX"; psa_outvec ov = {out, 5};\n'
+        "  psa_status_t s = psa_call(12345, 0, NULL, 0, &ov, 1);\n"
+        '  printf("status %d len %zu out %s\\n", (int)s, ov.len, out);\n'
+        "  return s == PSA_ERROR_PROGRAMMER_ERROR ? 0 : 1; }\n",
     )
     assert main(["run", str(ECHO_PY), "--ns", app, "-q"]) == 0
-    assert "status -129" in capsys.readouterr().out
+    assert "status -129 len 5 out XXXXXXX" in capsys.readouterr().out
+
+
+def test_psa_call_in_a_constructor_is_a_clear_error(tmp_path: Path) -> None:
+    """A C program whose constructor calls the PSA API, loaded after C partitions have run
+    (their greenlets switched away inside a callback), fails with a message naming the
+    program and the call; the process does not crash."""
+    app = _program(
+        tmp_path,
+        "static unsigned v;\n"
+        "__attribute__((constructor)) static void early(void) { v = psa_framework_version(); }\n"
+        'int main(void) { printf("v=%u\\n", v); return 0; }\n',
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "psaspm", "run", str(ECHO_C), "--ns", app, "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "app.c: loading" in result.stderr
+    assert "psa_framework_version() called with no psaspm system running" in result.stderr
 
 
 def test_bad_pointer_from_c_ns_code_is_a_status(

@@ -54,6 +54,7 @@ from psaspm.consts import (
 )
 from psaspm.crt._cdef import CALLBACKS, CDEF, ENTER_FLIH, ENTER_SFN, ENTER_STATUS, ENTER_VOID
 from psaspm.errors import ConfigError
+from psaspm.kernel.contract import Rejected
 from psaspm.kernel.door import DOOR
 from psaspm.kernel.objects import PsaMsg
 
@@ -239,39 +240,44 @@ _mapped: dict[int, dict[int, tuple[Any, memoryview]]] = {}
 
 
 def _psa_call(handle: int, type: int, in_vec: int, in_len: int, out_vec: int, out_len: int) -> int:
-    if in_len + out_len > PSA_MAX_IOVEC:
-        # Too many vectors: let the SPM refuse them as it refuses Python's.
-        many = min(in_len, PSA_MAX_IOVEC + 1)
-        empty = [bytearray() for _ in range(min(out_len, PSA_MAX_IOVEC + 1))]
-        return psa.psa_call(handle, type, [b""] * many, empty)
-    ins: list[bytes] = []
-    if in_len:
-        table = _source("psa_call", "in_vec", in_vec, in_len * _VEC_SIZE)
-        for index in range(in_len):
+    try:
+        if in_len + out_len > PSA_MAX_IOVEC:
+            # Too many vectors: let the SPM refuse them as it refuses Python's.
+            many = min(in_len, PSA_MAX_IOVEC + 1)
+            empty = [bytearray() for _ in range(min(out_len, PSA_MAX_IOVEC + 1))]
+            return psa.psa_call(handle, type, [b""] * many, empty)
+        ins: list[bytes] = []
+        if in_len:
+            table = _source("psa_call", "in_vec", in_vec, in_len * _VEC_SIZE)
+            for index in range(in_len):
+                base, size = _VEC.unpack_from(table, index * _VEC_SIZE)
+                # A copy: the caller's stack is swapped out while the service runs.
+                ins.append(_source("psa_call", f"in-vector {index}", base, size).tobytes())
+        if not out_len:
+            return _DOOR.iface.psa_call(handle, type, ins, ())
+        table = _target("psa_call", "out_vec", out_vec, out_len * _VEC_SIZE)
+        targets: list[memoryview] = []
+        outs: list[bytearray] = []
+        for index in range(out_len):
             base, size = _VEC.unpack_from(table, index * _VEC_SIZE)
-            # A copy: the caller's stack is swapped out while the service runs.
-            ins.append(_source("psa_call", f"in-vector {index}", base, size).tobytes())
-    if not out_len:
-        return _DOOR.iface.psa_call(handle, type, ins, ())
-    table = _target("psa_call", "out_vec", out_vec, out_len * _VEC_SIZE)
-    targets: list[memoryview] = []
-    outs: list[bytearray] = []
-    for index in range(out_len):
-        base, size = _VEC.unpack_from(table, index * _VEC_SIZE)
-        targets.append(_target("psa_call", f"out-vector {index}", base, size))
-        outs.append(bytearray(size))
-    status = _DOOR.iface.psa_call(handle, type, ins, outs)
-    if status == PSA_ERROR_CONNECTION_BUSY:
-        # The SPM found no free connection: the call was never delivered, and TF-M
-        # leaves the out-vectors as they were.  (The other refusals panic a secure
-        # caller.)  A service replying CONNECTION_BUSY to a call is treated alike.
+            targets.append(_target("psa_call", f"out-vector {index}", base, size))
+            outs.append(bytearray(size))
+        status = _DOOR.iface.psa_call(handle, type, ins, outs)
+        if status == PSA_ERROR_CONNECTION_BUSY or status.__class__ is Rejected:
+            # The SPM found no free connection, or refused a non-secure caller's call: it
+            # was never delivered, and TF-M leaves the out-vectors as they were.  (The
+            # other refusals panic a secure caller.)  A service replying
+            # CONNECTION_BUSY to a call is treated alike.
+            return int(status)
+        # Back on the caller's own stack: copy what the service wrote, and its length.
+        for index, out in enumerate(outs):
+            written = len(out)
+            targets[index][:written] = out
+            _SIZE.pack_into(table, index * _VEC_SIZE + _LEN_OFFSET, written)
         return status
-    # Back on the caller's own stack: copy what the service wrote, and its length.
-    for index, out in enumerate(outs):
-        written = len(out)
-        targets[index][:written] = out
-        _SIZE.pack_into(table, index * _VEC_SIZE + _LEN_OFFSET, written)
-    return status
+    except NsPointerRefused:
+        # A bad pointer of non-secure C code (NsPointerRefused, below): a status.
+        return PSA_ERROR_PROGRAMMER_ERROR
 
 
 class NsPointerRefused(Exception):
@@ -279,15 +285,6 @@ class NsPointerRefused(Exception):
     side's ``Hal.fault``, ``psaspm.ns_c``): the call returns
     ``PSA_ERROR_PROGRAMMER_ERROR``, as TF-M returns it to a non-secure caller whose
     vectors fail its memory check (the NSPE is never panicked)."""
-
-
-def _psa_call_any_caller(
-    handle: int, type: int, in_vec: int, in_len: int, out_vec: int, out_len: int
-) -> int:
-    try:
-        return _psa_call(handle, type, in_vec, in_len, out_vec, out_len)
-    except NsPointerRefused:
-        return PSA_ERROR_PROGRAMMER_ERROR
 
 
 def _psa_get(signal: int, msg: int) -> int:
@@ -402,7 +399,7 @@ def _hal_deassert_irq(source: int) -> None:
 # The callbacks that convert; every other one is psaspm.psa's (or psaspm.hal's)
 # function of that name itself, its arguments and result being plain integers.
 _CONVERTERS: dict[str, Callable[..., Any]] = {
-    "psa_call": _psa_call_any_caller,
+    "psa_call": _psa_call,
     "psa_get": _psa_get,
     "psa_set_rhandle": _psa_set_rhandle,
     "psa_read": _psa_read,
@@ -678,12 +675,17 @@ class CImage:
         self.thread = CThread(label) if threads else None
         self._enter: Callable[..., int] = enter if self.thread is None else self.thread.enter
         self.path = _copy(so, f"{label.lower()}-{next(_image_ids)}.so", label)
+        # No trampoline while constructors run: one that makes a PSA call and fails
+        # parks the exception and returns, it does not unwind onto another stack.
+        lib = _RUNTIME[0].lib
+        outer = lib.psaspm_swap_top(_ffi.NULL)
         try:
             self._dll = ctypes.CDLL(str(self.path), mode=os.RTLD_NOW | os.RTLD_LOCAL)
         except OSError as exc:
             self.path.unlink(missing_ok=True)
             raise ConfigError(f"{label}: loading {self.where} failed: {exc}") from None
         finally:
+            lib.psaspm_swap_top(outer)
             parked, _PARKED.exc = _PARKED.exc, None
         if parked is not None:  # a constructor called the PSA API with no system running
             raise ConfigError(f"{label}: loading {self.where} failed: {parked}") from parked

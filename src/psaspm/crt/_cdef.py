@@ -38,6 +38,7 @@ struct psaspm_callbacks {
 };
 void psaspm_install(const struct psaspm_callbacks *callbacks);
 void psaspm_unwind_next(void);
+void *psaspm_swap_top(void *top);
 size_t psaspm_sizeof(int what);
 int64_t psaspm_enter(int kind, uintptr_t fn, uintptr_t arg);
 int psaspm_thread_new(size_t stack_size, void **thread);

@@ -76,7 +76,8 @@ __attribute__((__noreturn__)) static void psaspm_fatal(const char *what)
 }
 
 /* Back to the trampoline, when there is one (none while an image loads: the
- * loader re-raises the parked exception after dlopen returns). */
+ * loader clears it with psaspm_swap_top and re-raises the parked exception
+ * after dlopen returns). */
 static void psaspm_unwind(void)
 {
     if (psaspm_top != NULL) {
@@ -91,6 +92,17 @@ void psaspm_install(const struct psaspm_callbacks *callbacks)
     /* Partition code's printf lines appear as they are printed, not when the
      * process exits (stdout is fully buffered when it is not a terminal). */
     setvbuf(stdout, NULL, _IOLBF, BUFSIZ);
+}
+
+/* Set the innermost trampoline, returning the one before.  An image loader
+ * clears it for dlopen: a constructor that makes a PSA call then unwinds
+ * nowhere, rather than onto the stack of a greenlet that is switched away
+ * inside a callback (psaspm_top is per OS thread, not per greenlet). */
+void *psaspm_swap_top(void *top)
+{
+    jmp_buf *previous = psaspm_top;
+    psaspm_top = top;
+    return previous;
 }
 
 void psaspm_unwind_next(void)
