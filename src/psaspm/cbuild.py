@@ -333,7 +333,7 @@ def _compiler(variable: str, default: str, label: str) -> _Compiler:
             done = subprocess.run(
                 [*key, probe], capture_output=True, text=True, timeout=60, check=False
             )
-        except OSError as exc:
+        except (OSError, subprocess.TimeoutExpired) as exc:
             raise ConfigError(f"{label}: cannot run the C compiler {text!r}: {exc}") from None
         parts.append(done.stdout + done.stderr)
     identity = "\n".join(parts)

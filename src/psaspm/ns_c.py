@@ -38,7 +38,7 @@ from psaspm.kernel.door import DOOR, NO_HAL
 from psaspm.kernel.objects import InVec, OutVec
 from psaspm.system import NsClient, System
 
-SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx")
+_C_CODE = (*cbuild.C_SUFFIXES, *cbuild.CXX_SUFFIXES, cbuild.SO_SUFFIX)
 _CLIENT_APIS = {
     "psa_framework_version": "framework_version",
     "psa_version": "version",
@@ -58,7 +58,7 @@ class NsProgramFailed(Exception):
 
 def is_c_program(path: str) -> bool:
     """Whether an ``--ns`` argument names C code (sources or a shared object)."""
-    return any(Path(p).suffix in (*SOURCE_SUFFIXES, ".so") for p in path.split(","))
+    return any(Path(p).suffix in _C_CODE for p in path.split(","))
 
 
 def _refuse(api: str) -> Any:
@@ -117,27 +117,24 @@ class CNsProgram:
         if not self.files:
             raise ConfigError(f"--ns {spec!r}: no file")
         for path in self.files:
-            if path.suffix not in (*SOURCE_SUFFIXES, ".so"):
-                raise ConfigError(f"{path}: not C code (.c, .cc/.cpp/.cxx or .so)")
+            if path.suffix not in _C_CODE:
+                raise ConfigError(f"{path}: not C code ({', '.join(_C_CODE)})")
             if not path.is_file():
                 raise ConfigError(f"{path}: no such NS program file")
-        if len(self.files) > 1 and any(p.suffix == ".so" for p in self.files):
+        if len(self.files) > 1 and any(p.suffix == cbuild.SO_SUFFIX for p in self.files):
             raise ConfigError(f"--ns {spec}: a prebuilt .so comes alone, not with sources")
         self.label = self.files[0].name
-        self._built: tuple[int, Path] | None = None  # (id of the system, shared object)
 
     def _shared_object(self, system: System) -> Path:
-        built = self._built
-        if built is not None and built[0] == id(system):
-            return built[1]
-        so = cbuild.build_code(
+        # Built against this system's generated headers and flags on every run: the
+        # build cache answers a repeat in about 2 ms, and a memo keyed on the system
+        # could be fooled by a new system at a freed one's id.
+        return cbuild.build_code(
             self.files,
             label=self.label,
             include_dirs=[system.generated_headers()],
             cflags=system.cflags,
         )
-        self._built = (id(system), so)
-        return so
 
     def __call__(self, ns: NsClient, system: System) -> None:
         image = crt.CImage(self._shared_object(system), self.label, self.files)
@@ -187,10 +184,6 @@ def _c_stdout_to(stream: Any) -> Iterator[None]:
             os.close(saved)
             sink.seek(0)
             stream.write(sink.read().decode("utf-8", "replace"))
-
-
-def load_program(spec: str) -> CNsProgram:
-    return CNsProgram(spec)
 
 
 __all__: Sequence[str] = ["CNsProgram", "NsProgramFailed", "is_c_program", "ns_interface"]

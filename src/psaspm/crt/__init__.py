@@ -658,7 +658,6 @@ def asan_reexec(allowed: bool) -> None:
 
 # --------------------------------------------------------------------------- images
 _image_ids = itertools.count(1)
-_IMAGES: list[ctypes.CDLL] = []  # never closed: a greenlet may still hold a C frame
 
 
 class CImage:
@@ -680,6 +679,7 @@ class CImage:
         lib = _RUNTIME[0].lib
         outer = lib.psaspm_swap_top(_ffi.NULL)
         try:
+            # Never closed (ctypes does not dlclose): a greenlet may still hold a C frame.
             self._dll = ctypes.CDLL(str(self.path), mode=os.RTLD_NOW | os.RTLD_LOCAL)
         except OSError as exc:
             self.path.unlink(missing_ok=True)
@@ -689,7 +689,6 @@ class CImage:
             parked, _PARKED.exc = _PARKED.exc, None
         if parked is not None:  # a constructor called the PSA API with no system running
             raise ConfigError(f"{label}: loading {self.where} failed: {parked}") from parked
-        _IMAGES.append(self._dll)
 
     @property
     def where(self) -> str:

@@ -23,6 +23,10 @@
 #include <sched.h>
 #include <time.h>
 
+#ifndef MAP_32BIT
+#define MAP_32BIT 0 /* x86 only: elsewhere the stacks are not kept below 2 GiB */
+#endif
+
 #define PSASPM_SPIN_NS 30000L /* the longest a waiting thread spins, in nanoseconds */
 enum psaspm_baton {
     PSASPM_ENTER = 1, /* to the OS thread: run kind/fn/arg through psaspm_enter */
@@ -134,7 +138,6 @@ static uint64_t psaspm_remote(int number, const uint64_t *args, size_t count)
             return (uint64_t)t->value;
         case PSASPM_UNWIND:
             errno = saved;
-            psaspm_halting = 1;
             psaspm_unwind();
             psaspm_fatal("psaspm thread: no trampoline to unwind to");
         case PSASPM_ENTER:
