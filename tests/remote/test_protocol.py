@@ -173,7 +173,13 @@ def test_a_bare_length_prefix_leaves_the_decoder_busy() -> None:
 
 def fast_paths_agree(data: bytes) -> None:
     """``data`` as one read: the fast CALL and RESULT parsers accept exactly the reads that the
-    general path decodes, without error, to one CALL or one RESULT, and agree with it."""
+    general path decodes, without error, to one CALL or one RESULT, and agree with it; also
+    when the read lands at the start of a reused buffer with older bytes after it."""
+    fast_paths_agree_in(data, data)
+    fast_paths_agree_in(data, bytearray(data) + b"\xa5" * 64)
+
+
+def fast_paths_agree_in(data: bytes, buf: bytes | bytearray) -> None:
     decoder = p.FrameDecoder()
     frames = decoder.feed(data)
     whole = len(frames) == 1 and decoder.idle
@@ -184,12 +190,12 @@ def fast_paths_agree(data: bytes) -> None:
             request = p.decode_request(frames[0])
         with contextlib.suppress(p.ProtocolError):
             reply = p.decode_reply(frames[0])
-    call = p.single_call(data, len(data))
+    call = p.single_call(buf, len(data))
     if request is not None and request.kind is p.Kind.CALL:
         assert call == (request.seq, request.args)
     else:
         assert call is None
-    result = p.single_result(data, len(data))
+    result = p.single_result(buf, len(data))
     if isinstance(reply, p.Result):
         assert result == reply
     else:

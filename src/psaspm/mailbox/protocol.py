@@ -208,9 +208,7 @@ def encode_call(
     ):
         check_call_limits(in_lens, list(out_caps))  # raises if one is really out of range
     head = _call_struct(n_in, n_out)
-    length = head.size - 4 + total_in
-    if length > MAX_FRAME:
-        check_call_limits(in_lens, list(out_caps))
+    length = head.size - 4 + total_in  # within MAX_FRAME: total_in is within MAX_VECTOR
     try:
         packed = head.pack(
             length,
@@ -548,21 +546,12 @@ def single_result(buf: bytes | bytearray, size: int) -> Result | None:
 
 
 _SIZES = [struct.Struct("<" + "I" * n) for n in range(2 * MAX_VECTORS + 1)]
-_RESULT_HEAD = struct.Struct("<iBBH")
 
 
 def decode_reply(f: Frame) -> Reply:
     """Parse a server frame (client side); raises :class:`ProtocolError` if malformed."""
     seq = f.seq
     p = f.payload
-    if f.kind == _RESULT_KIND and f.version == PROTOCOL_VERSION and len(p) >= 12:
-        value, n_out, _r1, _r2 = _RESULT_HEAD.unpack_from(p)
-        if n_out == 1:
-            (size,) = _U32.unpack_from(p, 8)
-            if len(p) == 12 + size:
-                return Result(seq, value, (p[12:],))
-        elif n_out == 0 and len(p) == 8:
-            return Result(seq, value, ())
     if f.version != PROTOCOL_VERSION:
         raise ProtocolError(
             ErrorCode.UNSUPPORTED_VERSION, f"server speaks protocol version {f.version}", seq
@@ -578,7 +567,7 @@ def decode_reply(f: Frame) -> Reply:
         pos = _RESULT.size
         if n_out > MAX_VECTORS or len(p) < pos + 4 * n_out:
             raise ProtocolError(ErrorCode.MALFORMED, "RESULT vector sizes are wrong", seq)
-        lens = struct.unpack_from(f"<{n_out}I", p, pos)
+        lens = _SIZES[n_out].unpack_from(p, pos)
         pos += 4 * n_out
         if len(p) != pos + sum(lens):
             raise ProtocolError(ErrorCode.MALFORMED, "RESULT data does not match its sizes", seq)
