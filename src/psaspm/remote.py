@@ -150,7 +150,7 @@ class _Waiter:
 
     def __init__(self) -> None:
         self.done = False
-        self.reply: Any = None
+        self.reply: proto.Reply | RemoteError | None = None
         self.event: threading.Event | None = None
 
 
@@ -284,11 +284,14 @@ class RemoteClient(_Base):
     def _hand_over(self) -> None:
         """Stop reading; wake one sleeping caller so that it reads on."""
         with self._lock:
-            self._reading = False
-            for waiter in self._waiters.values():
-                if waiter.event is not None and not waiter.done:
-                    waiter.event.set()
-                    break
+            self._hand_over_locked()
+
+    def _hand_over_locked(self) -> None:
+        self._reading = False
+        for waiter in self._waiters.values():
+            if waiter.event is not None and not waiter.done:
+                waiter.event.set()
+                break
 
     def _wait(self, waiter: _Waiter) -> None:
         lock = self._lock
@@ -354,72 +357,50 @@ class RemoteClient(_Base):
         reply = waiter.reply
         if isinstance(reply, RemoteError):
             raise reply
-        return reply  # type: ignore[no-any-return]
+        assert reply is not None  # done: a reply or the error that ended the connection
+        return reply
 
     def _exchange(
         self, handle: int, type: int, ins: list[bytes], caps: list[int]
     ) -> proto.Reply | None:
         """A CALL when this client has nothing else in flight: send it and read until its
-        reply, handing any other frame on as ``_wait`` would; None if it is not alone."""
+        reply, as ``_wait`` reads, with no thread to hand over to; None if it is not
+        alone."""
         lock = self._lock
+        waiter = _Waiter()
         with lock:
             if self._reading or self._inflight or self._closed is not None or self._disconnected:
                 return None
             self._reading = True
             self._inflight = 1
             seq = self._seq = (self._seq % proto.MAX_SEQ) + 1
-        reply: proto.Reply | None = None
+            self._waiters[seq] = waiter
         try:
             data = proto.encode_call(seq, handle, type, ins, caps)
             sock = self._sock
             decoder = self._decoder
+            buf = self._recv_buf
             with self._send_lock:
                 sock.sendall(data)
-            while reply is None:
+            while not waiter.done:
+                size = sock.recv_into(buf)
                 if decoder.idle:
                     # The usual read: exactly this call's RESULT, parsed where it landed.
-                    size = sock.recv_into(self._recv_buf)
-                    result = proto.single_result(self._recv_buf, size)
+                    result = proto.single_result(buf, size)
                     if result is not None and result.seq == seq:
-                        reply = result
-                        break
-                    received = self._recv_view[:size].tobytes()
-                else:
-                    received = self._recv()
-                if not received:
-                    self._received(received)
-                    break
-                for frame in decoder.feed(received):
-                    if frame.seq == seq:
-                        reply = proto.decode_reply(frame)
-                        if isinstance(reply, proto.ErrorFrame) and reply.fatal:
-                            self._fatal = RemoteError(reply.code, reply.text)
-                    else:
-                        self._frame(frame)
-                if decoder.error is not None:
-                    self._fail(RemoteError(decoder.error.code, decoder.error.text))
-                    break
-        except proto.ProtocolError as exc:
-            self._fail(RemoteError(exc.code, exc.text))
+                        return result
+                self._received(self._recv_view[:size].tobytes())
         except OSError as exc:
-            self._fail(
-                _disconnected_error()
-                if self._disconnected
-                else RemoteError(ErrorCode.TRUNCATED, str(exc))
-            )
+            self._fail(RemoteError(ErrorCode.TRUNCATED, str(exc)))
         finally:
             with lock:
-                self._inflight -= 1
-                self._reading = False
-                if self._slot_waiters:
-                    self._slot_free.notify()
-                for waiter in self._waiters.values():  # calls made meanwhile: one reads on
-                    if waiter.event is not None and not waiter.done:
-                        waiter.event.set()
-                        break
-        if reply is None:
-            assert self._closed is not None
-            raise self._closed
+                self._waiters.pop(seq, None)
+                self._release_slot()
+                self._hand_over_locked()  # calls made meanwhile: one reads on
+        reply = waiter.reply
+        if isinstance(reply, RemoteError):
+            raise reply
+        assert reply is not None  # done: a reply or the error that ended the connection
         return reply
 
     def _release_slot(self) -> None:
@@ -453,12 +434,9 @@ class RemoteClient(_Base):
             reply = self._request(lambda seq: proto.encode_call(seq, handle, type, ins, caps))
         if reply.__class__ is not proto.Result:
             reply = _result(reply)
-        value: int = reply.value
-        outs = reply.outs
-        if outs:
-            for buf, data in zip(out_vecs, outs, strict=False):
-                buf[:] = data
-        return value
+        if reply.outs:
+            _fill(out_vecs, reply.outs)
+        return reply.value
 
     def close(self, handle: int) -> None:
         if handle.__class__ is not int or not -(1 << 31) <= handle < (1 << 31):
