@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from psaspm import remote
 from psaspm.psa import PSA_SUCCESS
 
 from .conftest import ECHO_SID, LOOP, RAISE, RELEASE, SERVICES, STUBBORN, ServeFn
-from .test_serve import STATELESS, probe, wait_for
+from .test_serve import STATELESS, call_in_thread, probe, wait_for
 
 WORKER = Path(__file__).with_name("worker.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -202,16 +201,7 @@ def test_serve_command_stops_while_a_service_loops(
     try:
         assert "serving" in server.stdout.readline()
         client = remote.connect(f"unix:{path}")
-        errors: list[BaseException] = []
-
-        def call() -> None:
-            try:
-                client.call(STATELESS, LOOP)
-            except remote.RemoteError as exc:
-                errors.append(exc)
-
-        caller = threading.Thread(target=call)
-        caller.start()
+        caller, errors = call_in_thread(client, LOOP)
         assert server.stdout.readline().strip() == "looping"  # the SPE is inside the loop
         server.send_signal(signals[0])
         wait_for(lambda: not path.exists())
@@ -306,16 +296,7 @@ def test_serve_command_ends_when_partition_code_cannot_be_interrupted(sockdir: P
     try:
         assert "serving" in server.stdout.readline()
         client = remote.connect(f"unix:{path}")
-        errors: list[BaseException] = []
-
-        def call() -> None:
-            try:
-                client.call(STATELESS, STUBBORN)
-            except remote.RemoteError as exc:
-                errors.append(exc)
-
-        caller = threading.Thread(target=call, daemon=True)
-        caller.start()
+        caller, errors = call_in_thread(client, STUBBORN, daemon=True)
         assert server.stdout.readline().strip() == "looping"
         server.send_signal(signal.SIGTERM)
         assert server.wait(30) == 1
@@ -343,20 +324,15 @@ def test_serve_command_stops_when_its_stderr_is_gone(sockdir: Path) -> None:
         assert "serving" in server.stdout.readline()
         server.stderr.close()  # writes to it now fail (EPIPE)
         client = remote.connect(f"unix:{path}")
-        caller = threading.Thread(target=lambda: _call_expecting_error(client, LOOP), daemon=True)
-        caller.start()
+        caller, errors = call_in_thread(client, LOOP, daemon=True)
         assert server.stdout.readline().strip() == "looping"
         server.send_signal(signal.SIGTERM)
         assert server.wait(30) == 0
         assert not path.exists()
         caller.join(10)
+        assert not caller.is_alive() and len(errors) == 1  # the caller learns of the stop
         client.disconnect()
     finally:
         if server.poll() is None:
             server.kill()
             server.wait()
-
-
-def _call_expecting_error(client: remote.RemoteClient, call_type: int) -> None:
-    with pytest.raises(remote.RemoteError):
-        client.call(STATELESS, call_type)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +52,24 @@ def probe(client: remote.RemoteClient) -> dict[str, Any]:
     out = bytearray(4096)
     assert client.call(PROBE, 0, (), [out]) == PSA_SUCCESS
     return json.loads(out)  # type: ignore[no-any-return]
+
+
+def call_in_thread(
+    client: remote.RemoteClient, call_type: int, daemon: bool = False
+) -> tuple[threading.Thread, list[BaseException]]:
+    """``client.call(STATELESS, call_type)`` started in a thread, and the RemoteErrors it
+    raises (a list the thread fills)."""
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.call(STATELESS, call_type)
+        except remote.RemoteError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=call, daemon=daemon)
+    thread.start()
+    return thread, errors
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -419,8 +438,6 @@ def test_calls_beyond_the_slots_wait_in_the_client(serve: ServeFn) -> None:
 def test_shutdown_lets_a_call_in_flight_finish(serve: ServeFn) -> None:
     """A graceful stop waits for a call already in flight, delivers its reply, then closes the
     connection and removes the socket file."""
-    import threading
-
     server = serve()
     path = Path(server.address.path)
     client = remote.connect(addr(server))
@@ -530,20 +547,9 @@ def test_an_out_of_range_port_is_named_as_such() -> None:
 def test_stop_interrupts_a_service_that_never_returns(serve: ServeFn) -> None:
     """stop() ends a server whose service loops forever: at the shutdown deadline the partition
     code is interrupted, the caller gets a SHUTDOWN error and the server names what it stopped."""
-    import threading
-
     server = serve()
     client = remote.connect(addr(server))
-    errors: list[BaseException] = []
-
-    def call() -> None:
-        try:
-            client.call(STATELESS, LOOP)
-        except remote.RemoteError as exc:
-            errors.append(exc)
-
-    caller = threading.Thread(target=call)
-    caller.start()
+    caller, errors = call_in_thread(client, LOOP)
     wait_for(lambda: server.stats()["slots_in_use"] == 1)
     server.stop(timeout=0.5)
     caller.join(10)
