@@ -31,6 +31,12 @@ _SetAsyncExc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _SetAsyncExc.argtypes = (ctypes.c_ulong, ctypes.py_object)
 
 
+def raise_in_thread(thread_id: int, exc: type[BaseException] | None) -> None:
+    """CPython's asynchronous exception: ``exc`` is raised in thread ``thread_id`` at the
+    next bytecode it runs (None withdraws one not raised yet)."""
+    _SetAsyncExc(thread_id, exc)
+
+
 class Watched(Protocol):
     """What the watchdog reads of a system (racy reads of ints and names are fine)."""
 
@@ -70,7 +76,7 @@ class Watchdog:
         """The SPE left secure code: cancel an exception sent but not yet raised."""
         with self._lock:
             if self.culprit is not None and not self.delivered:
-                _SetAsyncExc(self.thread_id, None)
+                raise_in_thread(self.thread_id, None)
                 self.culprit = None
 
     def took(self) -> str:
@@ -108,7 +114,7 @@ class Watchdog:
             self.culprit = target.watch_running()
             self.delivered = False
             self._sent_at = now
-            _SetAsyncExc(self.thread_id, WatchdogExpired)
+            raise_in_thread(self.thread_id, WatchdogExpired)
             self._last = None
 
     def _end_process(self, culprit: str) -> None:

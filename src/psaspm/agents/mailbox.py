@@ -79,9 +79,8 @@ class Mailbox:
         self.processed = 0  # requests the agent has taken, ever
 
     # ---- NS side
-    def free_slot(self) -> int | None:
-        free = ~self.used & self.full
-        return (free & -free).bit_length() - 1 if free else None
+    def has_free(self) -> bool:
+        return self.used != self.full
 
     def post(self, slot: Slot) -> int:
         """Put ``slot`` in the lowest free slot and mark it pending; its index."""

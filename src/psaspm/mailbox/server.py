@@ -21,7 +21,6 @@ interrupted: :class:`ServeInterrupted` is raised into it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import heapq
 import json
 import os
@@ -46,6 +45,7 @@ from psaspm.mailbox.protocol import ErrorCode, Kind, ProtocolError
 from psaspm.manifest import load_system_manifest
 from psaspm.manifest.model import Model, Partition, SystemManifest
 from psaspm.system import CodeSpec, System
+from psaspm.watchdog import raise_in_thread
 
 BUNDLED_AGENT_LIST = Path(__file__).resolve().parent.parent / "data" / "ns_agent_mailbox_list.yaml"
 DEFAULT_SLOTS = 16
@@ -238,33 +238,24 @@ _SHUTDOWN_TEXT = "the server is stopping"
 
 
 class _Poller:
-    """``epoll`` where there is one, else ``poll``: fd -> events, timeouts in seconds."""
+    """``epoll`` where there is one, else ``poll`` (the same register/modify/unregister
+    methods): fd -> events, timeouts in seconds."""
 
     def __init__(self) -> None:
-        self._epoll = select.epoll() if hasattr(select, "epoll") else None
-        self._poll = select.poll() if self._epoll is None else None
-
-    def register(self, fd: int, mask: int) -> None:
-        if self._epoll is not None:
-            self._epoll.register(fd, mask)
+        self._epoll: select.epoll | None = None
+        self._poll: select.poll | None = None
+        either: select.epoll | select.poll
+        if hasattr(select, "epoll"):
+            either = self._epoll = select.epoll()
         else:
-            assert self._poll is not None
-            self._poll.register(fd, mask)
-
-    def modify(self, fd: int, mask: int) -> None:
-        if self._epoll is not None:
-            self._epoll.modify(fd, mask)
-        else:
-            assert self._poll is not None
-            self._poll.modify(fd, mask)
+            either = self._poll = select.poll()
+        self._either = either
+        self.register = either.register
+        self.modify = either.modify
 
     def unregister(self, fd: int) -> None:
         with contextlib.suppress(OSError, KeyError, ValueError):
-            if self._epoll is not None:
-                self._epoll.unregister(fd)
-            else:
-                assert self._poll is not None
-                self._poll.unregister(fd)
+            self._either.unregister(fd)
 
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         if self._epoll is not None:
@@ -435,11 +426,9 @@ class Server:
             return
         if threading.get_ident() == self._loop_ident:
             raise ServeInterrupted  # a signal handler, inside partition code
-        # Another thread (the deadline timer, or stop()): CPython's asynchronous
-        # exception, delivered at the next bytecode the loop's thread runs.
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(self._loop_ident), ctypes.py_object(ServeInterrupted)
-        )
+        # Another thread (the deadline timer, or stop()): an asynchronous exception,
+        # delivered at the next bytecode the loop's thread runs.
+        raise_in_thread(self._loop_ident, ServeInterrupted)
 
     def _wake(self) -> None:
         wake = self._wake_w
@@ -875,7 +864,7 @@ class Server:
                     self._reap(client)
                 return
             posted = 0
-            while waiting and mailbox.used != mailbox.full:
+            while waiting and mailbox.has_free():
                 client, seq, slot = waiting.popleft()
                 client.queued -= 1
                 client.busy += 1
