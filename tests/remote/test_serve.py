@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
 import socket
 import struct
 import threading
@@ -337,6 +338,22 @@ def test_a_call_split_anywhere_is_answered_as_if_sent_whole(serve: ServeFn) -> N
         proto.Result(200, PSA_SUCCESS, (b"one",)),
         proto.Result(201, PSA_SUCCESS, (b"two",)),
     }
+
+
+def test_serves_with_poll_where_there_is_no_epoll(
+    serve: ServeFn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the select module has no epoll, the server waits with poll and serves the same
+    calls, a client going away included."""
+    monkeypatch.delattr(select, "epoll")
+    server = serve()
+    client = remote.connect(addr(server))
+    out = bytearray(4)
+    assert client.call(STATELESS, 0, [b"poll"], [out]) == PSA_SUCCESS and out == b"poll"
+    client.disconnect()
+    other = remote.connect(addr(server))
+    assert other.call(STATELESS, 0, [b"more"], [out]) == PSA_SUCCESS and out == b"more"
+    other.disconnect()
 
 
 def test_duplicate_request_numbers_are_refused(serve: ServeFn) -> None:
