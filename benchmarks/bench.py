@@ -38,7 +38,7 @@ from psaspm import remote
 from psaspm.consts import PSA_IPC_CALL, PSA_SUCCESS
 from psaspm.kernel.door import DOOR
 from psaspm.kernel.objects import ConnStatus
-from psaspm.system import NsClient, System
+from psaspm.system import CodeSpec, NsClient, System
 from psaspm.trace import ChromeTrace
 
 HERE = Path(__file__).resolve().parent
@@ -131,7 +131,7 @@ def _echo_call(system: System, handle_name: str) -> Runner:
     return _echo_runner(system.ns_client(), system.constants[handle_name], handle_name)
 
 
-def _echo_runner(ns: NsClient, handle: int, what: str) -> Runner:
+def _echo_runner(ns: NsClient | remote.RemoteClient, handle: int, what: str) -> Runner:
     """Time ``ns.call(handle)`` of an echo, checked once: 64 bytes in, the same 64 out."""
     ins = (bytes(range(VEC)),)
     out = bytearray(VEC)
@@ -464,32 +464,11 @@ def _remote_sides(stack: ExitStack, workdir: Path, cpus: set[int] | None) -> Rem
     stack.callback(client.disconnect)
     peer_client = remote.connect(f"unix:{peer_path}")
     stack.callback(peer_client.disconnect)
-    ins = (bytes(range(VEC)),)
-    out = bytearray(VEC)
-    outs = (out,)
     handle = psaspm.load([ECHO_IPC]).constants["ECHO_IPC_HANDLE"]
-    if client.call(handle, PSA_IPC_CALL, ins, outs) != PSA_SUCCESS or out != ins[0]:
-        raise RuntimeError("the remote echo does not echo")
-    out[:] = bytes(VEC)
-    if peer_client.call(handle, PSA_IPC_CALL, ins, outs) != PSA_SUCCESS or out != ins[0]:
-        raise RuntimeError("the minimal server does not echo")
-    call = client.call
-    peer_call = peer_client.call
-    payload = ins[0]
+    remote_echo = _echo_runner(client, handle, "the remote echo")
+    floor_echo = _echo_runner(peer_client, handle, "the minimal server")
+    payload = bytes(range(VEC))
     clock = time.perf_counter
-
-    def remote_echo(n: int) -> float:
-        t0 = clock()
-        for _ in range(n):
-            call(handle, PSA_IPC_CALL, ins, outs)
-        return clock() - t0
-
-    def floor_echo(n: int) -> float:
-        t0 = clock()
-        for _ in range(n):
-            peer_call(handle, PSA_IPC_CALL, ins, outs)
-        return clock() - t0
-
     send = sock.sendall
     recv = sock.recv
 
@@ -555,15 +534,11 @@ def run_cases(reps: int, batch_s: float, only: set[str] | None) -> list[Case]:
     ]
     sfn_call = _rotating([_echo_call(s, "ECHO_SFN_HANDLE") for s in sfns])
 
-    def ipc(isolation: int, **kw: Any) -> list[System]:
+    def ipc(isolation: int, code: CodeSpec | None = None, **kw: Any) -> list[System]:
+        """INSTANCES booted IPC echo systems; ``code``: the echo's (Python by default)."""
+        spec = _load_fixture_code("echo_ipc") if code is None else code
         return [
-            _booted(
-                [ECHO_IPC],
-                "ipc",
-                isolation,
-                code={"BENCH_SP_ECHO_IPC": _load_fixture_code("echo_ipc")},
-                **kw,
-            )
+            _booted([ECHO_IPC], "ipc", isolation, code={"BENCH_SP_ECHO_IPC": spec}, **kw)
             for _ in range(INSTANCES)
         ]
 
@@ -622,62 +597,54 @@ def run_cases(reps: int, batch_s: float, only: set[str] | None) -> list[Case]:
             echo(small),
         )
         del big, small
-    c_ipc1 = [
-        _booted([ECHO_IPC], "ipc", 1, code={"BENCH_SP_ECHO_IPC": FIXTURES / "echo_ipc.c"})
-        for _ in range(INSTANCES)
-    ]
-    case(
-        "c_echo_vs_python",
-        "IPC backend, isolation 1: the echo call, partition code in C (fixtures/echo_ipc.c)",
-        "IPC backend, isolation 1: the echo call, the same partition in Python",
-        1.5,
-        echo(c_ipc1),
-        ipc1_call,
-    )
-    c_sfn = [
-        _booted([ECHO_SFN], "sfn", 1, code={"BENCH_SP_ECHO_SFN": FIXTURES / "echo_sfn.c"})
-        for _ in range(INSTANCES)
-    ]
-    case(
-        "c_echo_vs_python_sfn",
-        "SFN backend: the stateless echo call, service function in C (fixtures/echo_sfn.c)",
-        "SFN backend: the same call, the service function in Python (side a of sfn_vs_direct)",
-        0,
-        _rotating([_echo_call(s, "ECHO_SFN_HANDLE") for s in c_sfn]),
-        sfn_call,
-    )
-    c_ipc3 = [
-        _booted([ECHO_IPC], "ipc", 3, code={"BENCH_SP_ECHO_IPC": FIXTURES / "echo_ipc.c"})
-        for _ in range(INSTANCES)
-    ]
-    case(
-        "c_echo_vs_python_ipc3",
-        "IPC backend, isolation 3 (SVC): the echo call, partition code in C",
-        "IPC backend, isolation 3: the same call, the same partition in Python",
-        0,
-        echo(c_ipc3),
-        echo(ipc(3)),
-    )
-    del c_sfn, c_ipc3
-    c_threads = [
-        _booted(
-            [ECHO_IPC],
-            "ipc",
-            1,
-            code={"BENCH_SP_ECHO_IPC": FIXTURES / "echo_ipc.c"},
-            c_threads=True,
+    c_echo_cases = {"c_echo_vs_python", "c_echo_vs_python_sfn", "c_echo_vs_python_ipc3"}
+    if only is None or (c_echo_cases | {"c_echo_threads"}) & only:
+        c_echo = FIXTURES / "echo_ipc.c"
+        c_ipc1 = ipc(1, code=c_echo)
+        case(
+            "c_echo_vs_python",
+            "IPC backend, isolation 1: the echo call, partition code in C (fixtures/echo_ipc.c)",
+            "IPC backend, isolation 1: the echo call, the same partition in Python",
+            1.5,
+            echo(c_ipc1),
+            ipc1_call,
         )
-        for _ in range(INSTANCES)
-    ]
-    case(
-        "c_echo_threads",
-        "IPC backend, isolation 1: the C echo call, its code on an OS thread (c_threads=True)",
-        "the same call, the C code on the partition's greenlet (side a of c_echo_vs_python)",
-        0,
-        echo(c_threads),
-        echo(c_ipc1),
-    )
-    del c_ipc1, c_threads
+        if only is None or "c_echo_vs_python_sfn" in only:
+            c_sfn = [
+                _booted([ECHO_SFN], "sfn", 1, code={"BENCH_SP_ECHO_SFN": FIXTURES / "echo_sfn.c"})
+                for _ in range(INSTANCES)
+            ]
+            case(
+                "c_echo_vs_python_sfn",
+                "SFN backend: the stateless echo call, service function in C (fixtures/echo_sfn.c)",
+                "SFN backend: the same call, the service function in Python (side a of "
+                "sfn_vs_direct)",
+                0,
+                _rotating([_echo_call(s, "ECHO_SFN_HANDLE") for s in c_sfn]),
+                sfn_call,
+            )
+            del c_sfn
+        if only is None or "c_echo_vs_python_ipc3" in only:
+            case(
+                "c_echo_vs_python_ipc3",
+                "IPC backend, isolation 3 (SVC): the echo call, partition code in C",
+                "IPC backend, isolation 3: the same call, the same partition in Python",
+                0,
+                echo(ipc(3, code=c_echo)),
+                echo(ipc(3)),
+            )
+        if only is None or "c_echo_threads" in only:
+            case(
+                "c_echo_threads",
+                "IPC backend, isolation 1: the C echo call, its code on an OS thread "
+                "(c_threads=True)",
+                "the same call, the C code on the partition's greenlet (side a of "
+                "c_echo_vs_python)",
+                0,
+                echo(ipc(1, code=c_echo, c_threads=True)),
+                echo(c_ipc1),
+            )
+        del c_ipc1
     case(
         "c_example_echo_vs_python",
         "IPC backend, isolation 1: an ECHO call of examples/echo_c (C; its psa_read loop "

@@ -21,12 +21,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.bench import _echo_runner
 from psaspm import remote
 from psaspm.cbuild import build_client_library, include_flags
 
@@ -83,17 +83,10 @@ def _started(argv: list[str], expect: str, procs: list[subprocess.Popen[str]]) -
 def _python_remote(address: str, clients: list[remote.RemoteClient]) -> Runner:
     client = remote.connect(address)
     clients.append(client)
-    handle = client.connect(0xF000, 1)
-    ins, outs = (b"x" * 64,), (bytearray(64),)
-
-    def run(n: int) -> float:
-        call = client.call
-        t0 = time.perf_counter()
-        for _ in range(n):
-            call(handle, 0, ins, outs)
-        return time.perf_counter() - t0
-
-    return run
+    handle = client.connect(0xF000, 1)  # examples/echo's EXAMPLE_ECHO, as the C side
+    if handle <= 0:
+        raise RuntimeError(f"psaspm.remote cannot connect to EXAMPLE_ECHO: {handle}")
+    return _echo_runner(client, handle, "psaspm.remote's EXAMPLE_ECHO")
 
 
 @dataclass
