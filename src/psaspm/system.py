@@ -627,6 +627,7 @@ class System:
             if part.entry_point is None:
                 raise ConfigError(f"{name}: an IPC-model partition needs an entry_point")
             rt.entry = c.entry(part.entry_point) if c else _symbol(module, name, part.entry_point)
+            rt.entry_name = part.entry_point
             return
         if part.entry_init:
             rt.init = c.init(part.entry_init) if c else _symbol(module, name, part.entry_init)

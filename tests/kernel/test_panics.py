@@ -347,3 +347,18 @@ def test_ipc_panic_names_the_entry_point(ipc_config: Config, spe: Spe) -> None:
     with pytest.raises(Panic) as info:
         system.ns_client().call(system.constants["W_HANDLE"])
     assert info.value.record.api == "main"
+
+
+def test_an_entry_point_that_returns_is_a_panic_naming_it(ipc_config: Config, spe: Spe) -> None:
+    """An IPC-model partition's entry point function returning is a panic of that
+    partition, recorded against the function by its manifest name."""
+    part = ipc_partition(
+        "TFM_SP_W",
+        "psa_get(psa_wait(PSA_WAIT_ANY, PSA_BLOCK))",
+        [service("W", 0x2000, connection_based=False)],
+    )
+    system = spe.boot(ipc_config, part)
+    with pytest.raises(Panic) as info:
+        system.ns_client().call(system.constants["W_HANDLE"])
+    assert (info.value.record.partition, info.value.record.api) == ("TFM_SP_W", "main")
+    assert "entry function returned" in info.value.record.reason

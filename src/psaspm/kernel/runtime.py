@@ -168,7 +168,9 @@ class PartitionRuntime:
         self.current_request: Connection | None = None  # SFN backend: the message being served
         self.inited = False
         self.entry: Callable[[], object] | None = None  # IPC thread body
-        self.entry_name = "entry"  # the function behind it, for panic records
+        # The function behind it, for panic records: the IPC entry point's name (set
+        # with the code); "entry" for an SFN partition's common thread.
+        self.entry_name = "entry"
         self.init: Callable[[], object] | None = None  # SFN entry_init
         self.code: object = None
         self.thread: Any = None  # the IPC backend's thread object
