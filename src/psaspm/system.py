@@ -36,7 +36,17 @@ from psaspm.kernel.interfaces import (
     traced,
 )
 from psaspm.kernel.ipc import IpcBackend
-from psaspm.kernel.memory import PRIVILEGED, Kind, MemoryFault, Ptr, Region, Subject, allocate, span
+from psaspm.kernel.memory import (
+    PRIVILEGED,
+    AddressSpace,
+    Kind,
+    MemoryFault,
+    Ptr,
+    Region,
+    Subject,
+    allocate,
+    span,
+)
 from psaspm.kernel.objects import Buffer, InVec, OutVec
 from psaspm.kernel.runtime import IrqRuntime, PartitionRuntime, ServiceRuntime
 from psaspm.kernel.sfn import SfnBackend
@@ -317,24 +327,25 @@ class _PlatformHal:
         return spm.memory.allocate_private(spm.current.name, size)
 
     def _as_caller(self, access: Callable[..., _T], *args: Any) -> _T:
-        """A memory access made as the running partition: a denied one is its fault."""
+        """A memory access (an ``AddressSpace`` method) made as the running partition: a
+        denied one is its fault."""
         spm = self._system.spm
         try:
-            return access(spm.current.subject, *args)
+            return access(spm.memory, spm.current.subject, *args)
         except MemoryFault as fault:
             spm.fault(fault.fault, str(fault))
 
     def read(self, addr: int, size: int) -> bytes:
-        return self._as_caller(self._system.spm.memory.read, addr, size)
+        return self._as_caller(AddressSpace.read, addr, size)
 
     def write(self, addr: int, data: Buffer) -> None:
-        self._as_caller(self._system.spm.memory.write, addr, data)
+        self._as_caller(AddressSpace.write, addr, data)
 
     def read32(self, addr: int) -> int:
-        return self._as_caller(self._system.spm.memory.read32, addr)
+        return self._as_caller(AddressSpace.read32, addr)
 
     def write32(self, addr: int, value: int) -> None:
-        self._as_caller(self._system.spm.memory.write32, addr, value)
+        self._as_caller(AddressSpace.write32, addr, value)
 
     def peripheral_base(self, name: str) -> int:
         spec = self._system.platform.peripherals.get(name)

@@ -187,9 +187,6 @@ class AddressSpace:
             return None
         return region
 
-    def allocate(self, region: Region, size: int) -> Ptr:
-        return allocate(region, size)
-
     def allocate_private(self, owner: str, size: int) -> Ptr:
         """``size`` bytes of ``owner``'s private data (never freed)."""
         region = self.private.get(owner)

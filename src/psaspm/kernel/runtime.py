@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from psaspm.consts import ASYNC_MSG_REPLY
 from psaspm.errors import InternalError
 from psaspm.kernel.memory import Ptr, Subject
 from psaspm.kernel.objects import Buffer, ConnStatus, PsaMsg, RepliedCall
@@ -194,6 +195,12 @@ class PartitionRuntime:
 def blocked(part: PartitionRuntime) -> bool:
     """The derived thread state (IPC backend): waiting for signals none of which is asserted."""
     return bool(part.waiting) and not part.waiting & part.asserted
+
+
+def awaiting_reply(part: PartitionRuntime) -> bool:
+    """Waiting for the reply to its own call (a client's ASYNC_MSG_REPLY wait, which its
+    code does not wait for with psa_wait)."""
+    return part.waiting == ASYNC_MSG_REPLY and not part.allowed & ASYNC_MSG_REPLY
 
 
 _ZEROS = (0, 0, 0, 0)

@@ -33,7 +33,7 @@ from psaspm.errors import InternalError, PanicRecord
 from psaspm.kernel.contract import NEED_SCHEDULE, Inside, KernelBug, SpeHalt, SpmPort
 from psaspm.kernel.door import DOOR, NO_HAL, NO_SYSTEM
 from psaspm.kernel.memory import boundary_need_switch
-from psaspm.kernel.runtime import PartitionRuntime
+from psaspm.kernel.runtime import PartitionRuntime, awaiting_reply, blocked
 
 NS_AGENT_PRIORITY = 0xFE00  # TF-M HEAD: the TrustZone agent's load_order, just above idle
 # Interrupts the idle SPE may take in a row without any thread becoming runnable before
@@ -214,7 +214,7 @@ class Scheduler:
             if ready:
                 self.attempted = False
                 return self.by_rank[(ready & -ready).bit_length() - 1]
-            if not (ns.waiting and not ns.waiting & ns.asserted):
+            if not blocked(ns):
                 return self.ns
         self._deadlock()
 
@@ -223,7 +223,7 @@ class Scheduler:
         # Reported against the thread that blocked last, in the API it blocked in.
         cur = self.current.part
         api = "psa_wait"
-        if cur.waiting == ASYNC_MSG_REPLY and not cur.allowed & ASYNC_MSG_REPLY:
+        if awaiting_reply(cur):
             call = port.outstanding_call(cur)
             kind = call.type if call is not None else PSA_IPC_CALL
             api = {PSA_IPC_CONNECT: "psa_connect", PSA_IPC_DISCONNECT: "psa_close"}.get(

@@ -64,7 +64,14 @@ from psaspm.kernel.objects import (
     OutVec,
     PsaMsg,
 )
-from psaspm.kernel.runtime import Connection, ConnectionPool, PartitionRuntime, ServiceRuntime
+from psaspm.kernel.runtime import (
+    Connection,
+    ConnectionPool,
+    PartitionRuntime,
+    ServiceRuntime,
+    awaiting_reply,
+    blocked,
+)
 
 if TYPE_CHECKING:
     from psaspm.kernel.instruments import Counters, Tracer
@@ -854,8 +861,8 @@ class Spm:
         """Who waits for what: the text of a deadlock report."""
         parts = []
         for part in [*self.partitions, self.ns_agent]:
-            if part.waiting and not part.waiting & part.asserted:
-                if part.waiting == ASYNC_MSG_REPLY and not part.allowed & ASYNC_MSG_REPLY:
+            if blocked(part):
+                if awaiting_reply(part):
                     what = "the reply to its call"
                 else:
                     what = f"signals {part.waiting:#x} in psa_wait"
