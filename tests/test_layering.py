@@ -1,8 +1,8 @@
 """Layering: lower layers of psaspm never import upper ones.
 
-errors/consts < manifest < kernel < psa < sprt < system < cli, and
-``kernel.door`` (partition code's only way into the SPM) imports nothing else
-from the kernel.  Checked by parsing every module's imports with ``ast``,
+errors/consts < manifest < kernel < psa < sprt < system < cli; within the kernel
+each module imports only lower-ranked ones, and ``kernel.door`` (partition code's
+only way into the SPM) imports only the API's typed surface and plain data.  Checked by parsing every module's imports with ``ast``,
 including imports under ``if TYPE_CHECKING`` and inside functions.
 """
 

@@ -156,7 +156,7 @@ def _kernel_fn(api: Api) -> str:
 def _bindings(indent: str) -> list[str]:
     out = []
     for api in API:
-        owner = "spm" if api.owner == "spm" else "spm.interrupts"
+        owner = "spm" if api.owner == "spm" else f"spm.{api.owner}"
         out.append(f"{indent}{_kernel_fn(api)} = {owner}.{api.method}")
     return out
 
@@ -542,7 +542,8 @@ def _forwarder(fn: CFunction, number: int) -> list[str]:
     return [*lines, "}", ""]
 
 
-# How psaspm_enter calls partition code, by kind (crt.Kind has the same numbers).
+# How psaspm_enter calls partition code, by kind (crt/_cdef.py's ENTER_* constants,
+# generated from this table, carry the same numbers to Python).
 ENTER_KINDS = (
     ("VOID", "void (*)(void)", "entry point"),
     ("STATUS", "psa_status_t (*)(void)", "entry_init"),

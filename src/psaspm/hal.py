@@ -36,12 +36,14 @@ def malloc(size: int) -> Ptr:
 
 
 def read(addr: int | Ptr, size: int | None = None) -> bytes:
-    """Read memory as the running partition: a forbidden address is a MemManage fault."""
+    """Read memory as the running partition: a forbidden address is a MemManage fault, a
+    byte or unaligned access to device registers a BusFault."""
     return DOOR.hal.read(*span(addr, size))
 
 
 def write(addr: int | Ptr, data: Buffer) -> None:
-    """Write memory as the running partition: a forbidden address is a MemManage fault."""
+    """Write memory as the running partition: a forbidden address is a MemManage fault, a
+    byte or unaligned access to device registers a BusFault."""
     DOOR.hal.write(addr.addr if isinstance(addr, Ptr) else addr, data)
 
 

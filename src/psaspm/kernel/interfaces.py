@@ -32,7 +32,15 @@ from psaspm.kernel.instruments import Tracer
 from psaspm.kernel.runtime import PartitionRuntime
 from psaspm.kernel.spm import Spm
 
-__all__ = ["Interface", "sfn_interface", "svc_handler", "traced", "unwrapped"]
+__all__ = [
+    "Interface",
+    "cross_interface",
+    "sfn_interface",
+    "svc_handler",
+    "svc_interface",
+    "traced",
+    "unwrapped",
+]
 
 
 def sfn_interface(spm: Spm) -> Interface:

@@ -60,15 +60,13 @@ class SfnBackend:
         if target.current_request is not None:
             # Stricter than TF-M: manifests forbid cycles, but make re-entry loud.
             port.fault("psa_call", f"{target.name} is already serving a request (re-entrant call)")
-        if not target.inited and self._init(target) < 0:
-            # TF-M: a failed lazy init reads as the service replying PROGRAMMER_ERROR.
-            target.current_request = conn
-            conn.received = True
-            port.current = target
-            return PSA_ERROR_PROGRAMMER_ERROR
+        failed = not target.inited and self._init(target) < 0
         target.current_request = conn
         conn.received = True
         port.current = target
+        if failed:
+            # TF-M: a failed lazy init reads as the service replying PROGRAMMER_ERROR.
+            return PSA_ERROR_PROGRAMMER_ERROR
         sfn = svc.sfn
         if sfn is None:
             raise InternalError(f"{svc.name} has no service function")

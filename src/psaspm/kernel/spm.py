@@ -301,6 +301,7 @@ class Spm:
             ins, outs, out_ptrs = checked
         if handle.__class__ is not int or handle <= PSA_NULL_HANDLE:
             return Rejected(PSA_ERROR_PROGRAMMER_ERROR, f"invalid handle {handle!r}")
+        client_id = caller.client_id if agent is None else agent.client_id
         if handle & _STATIC_BIT:
             svc = self.static[handle & 0x1F] if handle & ~_STATIC_VALID == 0 else None
             if svc is None:
@@ -315,9 +316,7 @@ class Spm:
                     f"handle {handle:#x} carries version {(handle >> 8) & 0xFF}, "
                     f"refused by {svc.name} (version {svc.version})",
                 )
-            conn = self.pool.allocate(
-                svc, caller, caller.client_id if agent is None else agent.client_id
-            )
+            conn = self.pool.allocate(svc, caller, client_id)
             if conn is None:
                 return Rejected(PSA_ERROR_CONNECTION_BUSY, "the connection pool is full")
             conn.stateless = True
@@ -327,7 +326,6 @@ class Spm:
                 return Rejected(
                     PSA_ERROR_PROGRAMMER_ERROR, f"handle {handle:#x} is not an open connection"
                 )
-            client_id = caller.client_id if agent is None else agent.client_id
             if found.client_id != client_id:
                 return Rejected(
                     PSA_ERROR_PROGRAMMER_ERROR,
