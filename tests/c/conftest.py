@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,17 @@ import pytest
 import psaspm
 from psaspm.cbuild import INCLUDE_DIR
 from psaspm.system import import_python_file
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_build_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test module here builds into a private cache of its own (never the user's
+    ~/.cache/psaspm), with the default compilers ($CC and $CXX unset)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PSASPM_CACHE", str(tmp_path_factory.mktemp("cache")))
+        patch.delenv("CC", raising=False)
+        patch.delenv("CXX", raising=False)
+        yield
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ client side c_front.c; each call type there is one rule here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,14 +30,6 @@ COUNT_RHANDLE, DISCONNECTS, PANIC, LIFECYCLE, CLIENT_ID, SIZES = 10, 11, 12, 13,
 FRAMEWORK, VERSION_DEPENDENCY, VERSION_NOT_DEPENDENCY, CONNECT_UNKNOWN = 1, 2, 3, 4
 CALL_BAD_HANDLE, TOO_MANY_VECTORS, OUT_RESIZED, NEGATIVE_TYPE, FRONT_CLIENT_ID = 5, 6, 7, 8, 9
 FRONT_STATELESS, CONNECT_STATELESS, SERVICE_PROGRAMMER_ERROR = 10, 11, 12
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _build_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One private build cache for this module (never the user's ~/.cache)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PSASPM_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
 
 
 # Each configuration with the C code on its partitions' greenlets, and on OS threads of

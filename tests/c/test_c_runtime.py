@@ -8,7 +8,6 @@ partition (tests/c/partitions/c_probe.c) exercises one rule per call type.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,8 @@ from psaspm.consts import PSA_IPC_CALL, PSA_SUCCESS
 from psaspm.crt import SHIM_INCLUDE, SHIM_SOURCE
 from psaspm.system import System
 
-from .conftest import compile_check, ns_output
+from .conftest import EXAMPLES, compile_check, ns_output
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
 PARTITIONS = Path(__file__).resolve().parent / "partitions"
 PROBE = PARTITIONS / "c_probe.yaml"
 CHECKSUM_PY = EXAMPLES / "stateless" / "checksum.yaml"
@@ -35,6 +32,8 @@ FLIH_MANIFEST = (
 
 ALL_CONFIGS = [("sfn", 1), ("ipc", 1), ("ipc", 2), ("ipc", 3)]
 IPC_CONFIGS = [("ipc", 1), ("ipc", 2), ("ipc", 3)]
+# The two ways C code runs: on its partition's greenlet, or on an OS thread (c_threads).
+THREAD_MODES = pytest.mark.parametrize("c_threads", [False, True], ids=["greenlet", "os-thread"])
 
 # C_PROBE call types (c_probe.c)
 COUNT = 0
@@ -50,15 +49,6 @@ HAL = 9
 NULL_READ = 10
 EMPTY_VECS = 11
 OUT_AFTER = 12
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _build_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One private build cache for this module's tests (never the user's ~/.cache)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PSASPM_CACHE", str(tmp_path_factory.mktemp("cache")))
-        patch.delenv("CC", raising=False)
-        yield
 
 
 @pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
@@ -84,8 +74,12 @@ def test_c_stateless_answers_like_the_python_one(
     assert c == python
 
 
-def _probe(backend: str, isolation: int, checksum: Path = CHECKSUM_PY) -> System:
-    system = psaspm.load([PROBE, checksum], backend=backend, isolation=isolation)
+def _probe(
+    backend: str, isolation: int, checksum: Path = CHECKSUM_PY, c_threads: bool = False
+) -> System:
+    system = psaspm.load(
+        [PROBE, checksum], backend=backend, isolation=isolation, c_threads=c_threads
+    )
     system.boot()
     return system
 
@@ -99,13 +93,16 @@ def _call(
     return status, bytes(out)
 
 
+@THREAD_MODES
 @pytest.mark.parametrize(("backend", "isolation"), ALL_CONFIGS)
 @pytest.mark.parametrize("checksum", [CHECKSUM_PY, CHECKSUM_C], ids=["c-to-python", "c-to-c"])
-def test_nested_call_with_stack_vectors(backend: str, isolation: int, checksum: Path) -> None:
+def test_nested_call_with_stack_vectors(
+    backend: str, isolation: int, checksum: Path, c_threads: bool
+) -> None:
     """A C partition calls another partition (Python or C) with vectors in its own stack
-    buffers: the service reads the in-vectors, its reply lands in the stack out-vector,
-    and out_vec.len is the number of bytes written."""
-    system = _probe(backend, isolation, checksum)
+    buffers, on a greenlet or an OS thread: the service reads the in-vectors, its reply
+    lands in the stack out-vector, and out_vec.len is the number of bytes written."""
+    system = _probe(backend, isolation, checksum, c_threads)
     data = b"The quick brown fox jumps over the lazy dog"
     status, out = _call(system, NESTED, [data])
     assert status == PSA_SUCCESS
@@ -242,15 +239,18 @@ def test_rhandle_keeps_a_c_pointer_across_calls() -> None:
     assert system.stats["connections_in_use"] == 0
 
 
+@THREAD_MODES
 @pytest.mark.parametrize(("backend", "isolation"), ALL_CONFIGS)
-def test_flih_in_c(shared_dir: Path, backend: str, isolation: int) -> None:
-    """tf-m-tests' FLIH test partition in C: the C FLIH runs as the line rises, lowers it
-    through psaspm/hal.h, and PSA_FLIH_SIGNAL wakes the partition's psa_wait."""
+def test_flih_in_c(shared_dir: Path, backend: str, isolation: int, c_threads: bool) -> None:
+    """tf-m-tests' FLIH test partition in C: the C FLIH runs as the line rises (on an OS
+    thread: above the partition's blocked frames, as an interrupt on its stack), lowers
+    it through psaspm/hal.h, and PSA_FLIH_SIGNAL wakes the partition's psa_wait."""
     system = psaspm.load(
         shared_dir / FLIH_MANIFEST,
         backend=backend,
         isolation=isolation,
         code={"TFM_SP_FLIH_TEST": PARTITIONS / "flih_test.c"},
+        c_threads=c_threads,
     )
     system.boot()
     out = bytearray(64)
@@ -318,11 +318,16 @@ def test_mm_iovec_from_c(backend: str, isolation: int) -> None:
     assert out == b""
 
 
+@THREAD_MODES
 @pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
-def test_ipc_c_partition_panics_deep_and_resets(backend: str, isolation: int) -> None:
-    """psa_panic 32 C frames below an IPC C partition's psa_wait loop is its panic; after
-    reset() its thread runs again from its entry point."""
-    system = psaspm.load([MM, CHECKSUM_PY], backend=backend, isolation=isolation)
+def test_ipc_c_partition_panics_deep_and_resets(
+    backend: str, isolation: int, c_threads: bool
+) -> None:
+    """psa_panic 32 C frames below an IPC C partition's psa_wait loop is its panic, on a
+    greenlet or an OS thread; after reset() its thread runs again from its entry point."""
+    system = psaspm.load(
+        [MM, CHECKSUM_PY], backend=backend, isolation=isolation, c_threads=c_threads
+    )
     system.boot()
     handle = system.constants["C_MM_HANDLE"]
     with pytest.raises(psaspm.Panic):
@@ -369,16 +374,21 @@ def test_shim_matches_the_psa_headers() -> None:
     assert done.returncode == 0, done.stderr
 
 
+@THREAD_MODES
 @pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
-def test_cxx_partition_throws_and_catches_across_psa_wait(backend: str, isolation: int) -> None:
+def test_cxx_partition_throws_and_catches_across_psa_wait(
+    backend: str, isolation: int, c_threads: bool
+) -> None:
     """A C++ partition (its sources given as .cpp) keeps a std::vector in a global, and
     an exception thrown after psa_wait returns is caught by a try block around that
-    psa_wait; reset() runs the image's static constructors again."""
+    psa_wait, on a greenlet or an OS thread; reset() runs the image's static
+    constructors again."""
     system = psaspm.load(
         PARTITIONS / "cxx_echo.yaml",
         backend=backend,
         isolation=isolation,
         code={"TFM_SP_CXX_ECHO": PARTITIONS / "cxx_echo.cpp"},
+        c_threads=c_threads,
     )
     system.boot()
     ns = system.ns_client()
@@ -393,12 +403,17 @@ def test_cxx_partition_throws_and_catches_across_psa_wait(backend: str, isolatio
     assert ns.call(handle, 0, [b"ef"], [out]) == PSA_SUCCESS and out == b"ef"
 
 
+@THREAD_MODES
 @pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
-def test_deep_c_stack_survives_a_blocking_call(backend: str, isolation: int) -> None:
-    """An IPC C partition 100 frames deep (a 256-byte buffer in each) blocks in psa_call
-    while the called partition runs; when it runs again every frame is intact and the
-    reply is in its stack out-vector."""
-    system = psaspm.load([MM, CHECKSUM_PY], backend=backend, isolation=isolation)
+def test_deep_c_stack_survives_a_blocking_call(
+    backend: str, isolation: int, c_threads: bool
+) -> None:
+    """An IPC C partition 100 frames deep (a 256-byte buffer in each), on a greenlet or an
+    OS thread, blocks in psa_call while the called partition runs; when it runs again
+    every frame is intact and the reply is in its stack out-vector."""
+    system = psaspm.load(
+        [MM, CHECKSUM_PY], backend=backend, isolation=isolation, c_threads=c_threads
+    )
     system.boot()
     out = bytearray(8)
     assert system.ns_client().call(system.constants["C_MM_HANDLE"], 3, [], [out]) == PSA_SUCCESS

@@ -11,8 +11,6 @@ import gc
 import os
 import subprocess
 import sys
-import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,36 +19,21 @@ import pytest
 import psaspm
 from psaspm import crt, remote
 from psaspm.cli import main
-from psaspm.consts import PSA_IPC_CALL, PSA_SUCCESS
+from psaspm.consts import PSA_SUCCESS
 from psaspm.mailbox.server import Server, build_served_system, parse_address
 from psaspm.system import System
 
-from .conftest import ns_output
+from .conftest import EXAMPLES, ns_output
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
 PARTITIONS = Path(__file__).resolve().parent / "partitions"
 CHECKSUM_PY = EXAMPLES / "stateless" / "checksum.yaml"
 CHECKSUM_C = EXAMPLES / "stateless_c" / "checksum.yaml"
 APP_MEM = [PARTITIONS / "c_app_mem_client.yaml", PARTITIONS / "c_app_mem.yaml"]
 MM = PARTITIONS / "c_mm.yaml"
-FLIH_MANIFEST = (
-    "tfm-manifests/tf-m-tests/tests_reg/test/secure_fw/suites/spm/irq/service/"
-    "tfm_flih_test_service/tfm_flih_test_service.yaml"
-)
 
 ALL_CONFIGS = [("sfn", 1), ("ipc", 1), ("ipc", 2), ("ipc", 3)]
 IPC_CONFIGS = [("ipc", 1), ("ipc", 2), ("ipc", 3)]
 EDOM, ERANGE = 33, 34  # Linux's values
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _build_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One private build cache for this module's tests (never the user's ~/.cache)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PSASPM_CACHE", str(tmp_path_factory.mktemp("cache")))
-        patch.delenv("CC", raising=False)
-        yield
 
 
 @pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
@@ -108,55 +91,10 @@ def test_errno_is_per_partition(backend: str, isolation: int) -> None:
     assert values == [PSA_SUCCESS, EDOM, ERANGE]
 
 
-@pytest.mark.parametrize(("backend", "isolation"), ALL_CONFIGS)
-def test_os_thread_nested_call_with_stack_vectors(backend: str, isolation: int) -> None:
-    """On OS threads, a C partition calls another C partition with vectors in its stack
-    buffers, and the reply lands in its stack out-vector."""
-    system = psaspm.load(
-        [PARTITIONS / "c_probe.yaml", CHECKSUM_C],
-        backend=backend,
-        isolation=isolation,
-        c_threads=True,
-    )
-    system.boot()
-    data = b"The quick brown fox jumps over the lazy dog"
-    out = bytearray(8)
-    status = system.ns_client().call(system.constants["C_PROBE_HANDLE"], 5, [data], [out])
-    assert status == PSA_SUCCESS
-    assert out[:4] == zlib.crc32(data).to_bytes(4, "big")
-
-
 def _mm(backend: str, isolation: int) -> System:
     system = psaspm.load([MM, CHECKSUM_PY], backend=backend, isolation=isolation, c_threads=True)
     system.boot()
     return system
-
-
-@pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
-def test_os_thread_panic_deep_unwinds_and_resets(backend: str, isolation: int) -> None:
-    """psa_panic 32 C frames down on an OS thread is the partition's panic, named as in
-    the greenlet mode; after reset() its thread runs again from its entry point."""
-    system = _mm(backend, isolation)
-    handle = system.constants["C_MM_HANDLE"]
-    with pytest.raises(psaspm.Panic):
-        system.ns_client().call(handle, 2)
-    assert system.panic is not None
-    assert (system.panic.partition, system.panic.api) == ("TFM_SP_C_MM", "psa_panic")
-    system.reset()
-    out = bytearray(3)
-    assert system.ns_client().call(handle, 0, [b"abc"], [out]) == PSA_SUCCESS
-    assert out == b"cba"
-
-
-@pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
-def test_os_thread_deep_stack_survives_a_blocking_call(backend: str, isolation: int) -> None:
-    """A C partition 100 frames deep on its OS thread blocks in psa_call while the called
-    partition runs; every frame is intact when it runs again."""
-    system = _mm(backend, isolation)
-    out = bytearray(8)
-    assert system.ns_client().call(system.constants["C_MM_HANDLE"], 3, [], [out]) == PSA_SUCCESS
-    assert out[:4] == zlib.crc32(b"deep").to_bytes(4, "big")
-    assert int.from_bytes(out[4:], "little") == 101
 
 
 def _threads() -> int:
@@ -189,45 +127,6 @@ def test_a_collected_system_ends_its_os_threads() -> None:
     assert _threads() == before + 1
     del system
     assert _threads() == before
-
-
-@pytest.mark.parametrize(("backend", "isolation"), IPC_CONFIGS)
-def test_os_thread_cxx_exception_across_psa_wait(backend: str, isolation: int) -> None:
-    """A C++ partition on its OS thread throws after psa_wait returns and catches it in a
-    try block around that psa_wait."""
-    system = psaspm.load(
-        PARTITIONS / "cxx_echo.yaml",
-        backend=backend,
-        isolation=isolation,
-        code={"TFM_SP_CXX_ECHO": PARTITIONS / "cxx_echo.cpp"},
-        c_threads=True,
-    )
-    system.boot()
-    ns = system.ns_client()
-    handle = system.constants["CXX_ECHO_HANDLE"]
-    out = bytearray(8)
-    assert ns.call(handle, 0, [b"ab"], [out]) == PSA_SUCCESS and out == b"ab"
-    assert ns.call(handle, 1) == psaspm.psa.PSA_ERROR_INVALID_ARGUMENT
-    out = bytearray(8)
-    assert ns.call(handle, 0, [b"cd"], [out]) == PSA_SUCCESS and out == b"abcd"
-
-
-@pytest.mark.parametrize(("backend", "isolation"), ALL_CONFIGS)
-def test_os_thread_flih_in_c(shared_dir: Path, backend: str, isolation: int) -> None:
-    """A C FLIH runs on its partition's OS thread, above the partition's blocked frames
-    (as an interrupt on its stack), and PSA_FLIH_SIGNAL wakes the partition."""
-    system = psaspm.load(
-        shared_dir / FLIH_MANIFEST,
-        backend=backend,
-        isolation=isolation,
-        code={"TFM_SP_FLIH_TEST": PARTITIONS / "flih_test.c"},
-        c_threads=True,
-    )
-    system.boot()
-    out = bytearray(64)
-    handle = system.constants["TFM_FLIH_TEST_CASE_HANDLE"]
-    assert system.ns_client().call(handle, PSA_IPC_CALL, [], [out]) == PSA_SUCCESS
-    assert out.decode() == "timer start,flih,woken 0x80000000"
 
 
 def test_cli_c_threads(capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,11 +21,6 @@ ECHO_C = ROOT / "examples" / "echo_c" / "echo_service.yaml"
 NS_APP = ROOT / "examples" / "echo_c" / "ns_app.c"
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PSASPM_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
 def _program(tmp_path: Path, body: str, name: str = "app.c") -> str:
     path = tmp_path / name
     path.write_text(
