@@ -57,13 +57,18 @@ Subparsers = Any  # argparse's _SubParsersAction is private
 
 
 def add_system_options(
-    parser: argparse.ArgumentParser, *, configuration: bool = True, code: bool = True
+    parser: argparse.ArgumentParser,
+    *,
+    configuration: bool = True,
+    code: bool = True,
+    c_build: bool = True,
 ) -> None:
     """SOURCES and the options that say how to build the system from them.
 
     ``configuration=False`` leaves --backend and --isolation out of the help (``compare``
-    runs every configuration and refuses them); ``code=False`` leaves out --code
-    (``layout`` looks at manifests only).
+    runs every configuration and refuses them); ``code=False`` leaves out --code and
+    ``c_build=False`` --cflags, --c-threads and --sanitize (``layout`` looks at manifests
+    only; ``headers`` checks --code's partition names but builds nothing).
     """
     parser.add_argument("sources", nargs="+", metavar="SOURCES", help="manifest lists or manifests")
     # Without them (compare), they are still parsed, unlisted, to be refused in plain words.
@@ -88,6 +93,7 @@ def add_system_options(
             help="a partition's code: a .py, C sources or a .so (default: the .py, else the "
             ".c, beside its manifest); repeatable",
         )
+    if code and c_build:
         parser.add_argument(
             "--cflags",
             default="",
@@ -268,6 +274,17 @@ def watchdog_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"watchdog": args.watchdog} if args.watchdog is not None else {}
 
 
+def load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``load()``'s keywords from the command line: the system, ``--code``, the C and the
+    watchdog options (what ``run``, ``compare`` and ``serve`` build a system with)."""
+    return (
+        system_options(args)
+        | {"code": code_options(args)}
+        | c_options(args)
+        | watchdog_options(args)
+    )
+
+
 def _add_workload_options(parser: argparse.ArgumentParser) -> None:
     add_watchdog_option(parser)
     parser.add_argument(
@@ -296,7 +313,8 @@ def add_run_command(subparsers: Subparsers) -> None:
         "--ns",
         dest="script",
         metavar="SCRIPT",
-        help="non-secure script: a Python file with main(ns) or main(ns, system)",
+        help="non-secure program: a Python file with main(ns) or main(ns, system), or C "
+        "code with int main(void) (app.c, a.c,b.c or app.so)",
     )
     parser.add_argument(
         "--trace", metavar="FILE", help="write the run as Chrome trace-event JSON (Perfetto)"
@@ -314,12 +332,7 @@ def run_run(args: argparse.Namespace) -> int:
 
     if args.trace:
         check_writable(args.trace, "--trace")
-    options = (
-        system_options(args)
-        | {"code": code_options(args)}
-        | c_options(args)
-        | watchdog_options(args)
-    )
+    options = load_options(args)
     main = runner.load_script(args.script) if args.script else _no_script
     tracer: ChromeTrace | None = None
     loaded: list[Any] = []  # the system once loaded; bad input (exit 2) writes no trace
@@ -453,7 +466,8 @@ def add_compare_command(subparsers: Subparsers) -> None:
         dest="script",
         required=True,
         metavar="SCRIPT",
-        help="non-secure script: a Python file with main(ns) or main(ns, system)",
+        help="non-secure program: a Python file with main(ns) or main(ns, system), or C "
+        "code with int main(void) (app.c, a.c,b.c or app.so)",
     )
     parser.add_argument(
         "--repeat",
@@ -473,12 +487,7 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ConfigError("compare runs every configuration: drop --backend and --isolation")
     if args.repeat < 1:
         raise ConfigError(f"--repeat {args.repeat}: at least 1")
-    options = (
-        system_options(args)
-        | {"code": code_options(args)}
-        | c_options(args)
-        | watchdog_options(args)
-    )
+    options = load_options(args)
     main = runner.load_script(args.script)
     configurations = runner.CONFIGURATIONS
     print_warnings(runner.check_inputs(options, configurations))
@@ -725,18 +734,11 @@ def run_serve(args: argparse.Namespace) -> int:
         serve_until_signalled,
     )
 
-    code = code_options(args)
+    options = load_options(args)
     address = parse_address(args.listen, args.allow_remote)
     if not args.shutdown_timeout >= 0:
         raise ConfigError(f"--shutdown-timeout {args.shutdown_timeout:g}: expected seconds >= 0")
-    served = build_served_system(
-        **system_options(args),
-        code=code,
-        **c_options(args),
-        slots=args.slots,
-        max_connections=args.max_connections,
-        **watchdog_options(args),
-    )
+    served = build_served_system(**options, slots=args.slots, max_connections=args.max_connections)
     server = Server(served, address, args.restart_on_panic, args.shutdown_timeout)
     return serve_until_signalled(server)
 
@@ -750,7 +752,7 @@ def add_headers_command(subparsers: Subparsers) -> None:
         "psa/framework_feature.h for this configuration, as TF-M's manifest tool "
         "and build do. Compile partition code with -I DIR and `psaspm cflags`.",
     )
-    add_system_options(parser)
+    add_system_options(parser, c_build=False)
     parser.add_argument(
         "-o", "--output", required=True, metavar="DIR", help="folder to write the headers in"
     )

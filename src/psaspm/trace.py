@@ -54,13 +54,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from psaspm.kernel.api import NAMES
+from psaspm.kernel.api import API, NAMES, Kind
 from psaspm.kernel.contract import Rejected
 
 # APIs whose return delivers a reply to the thread that called them.
-_CLIENT_APIS = frozenset({"psa_call", "psa_connect", "psa_close"})
-# APIs whose first argument names a connection or service (call_enter's target).
-_TARGET_APIS = _CLIENT_APIS | {"agent_psa_call", "agent_psa_connect", "agent_psa_close"}
+_CLIENT_APIS = frozenset(a.name for a in API if a.kind is Kind.CLIENT)
+# APIs whose first argument names a connection or service (call_enter's target): the
+# client calls and the mailbox agent's.
+_TARGET_APIS = frozenset(a.name for a in API if a.kind in (Kind.CLIENT, Kind.AGENT))
 _CONNECT_APIS = frozenset({"psa_connect", "agent_psa_connect"})  # their target is a SID
 _PID = 1
 _SORT_NS = 0
