@@ -9,7 +9,6 @@ compile error under ``-Werror=incompatible-pointer-types``.
 from __future__ import annotations
 
 import ctypes
-import json
 import subprocess
 from pathlib import Path
 
@@ -19,8 +18,11 @@ from psaspm import consts
 from psaspm.cbuild import INCLUDE_DIR
 from psaspm.manifest import load_system_manifest
 from psaspm.manifest.headers import write_headers
+from psaspm.system import import_python_file
 
 from .conftest import compile_check, gcc
+
+REPO = Path(__file__).resolve().parents[2]
 
 HEADERS = ("psa/client.h", "psa/service.h", "psa/error.h", "psa/lifecycle.h", "psaspm/hal.h")
 
@@ -148,22 +150,15 @@ def test_arch_test_ns_sources_compile_against_psaspm_headers(
 
 
 def _ff11_manifests(arch_tests: Path, out: Path) -> list[Path]:
-    """Copies of the suite's manifests edited for FF-M 1.1 stateless services, as its README says."""
+    """The suite's manifests with its README's FF-M 1.1 edits (stateless services), made by
+    the arch-test runner's own ff11_manifest."""
+    runner = import_python_file(REPO / "arch_tests" / "run.py", "arch_runner", "run")
     out.mkdir()
-    copies = []
-    for name in ("driver", "server", "client"):
-        source = arch_tests / "api-tests" / "platform" / "manifests" / f"{name}_partition_psa.json"
-        manifest = json.loads(source.read_text())
-        manifest["psa_framework_version"] = 1.1
-        manifest["model"] = "IPC"
-        for service in manifest.get("services", []):
-            service["connection_based"] = False
-        for irq in manifest.get("irqs", []):
-            irq["name"] = irq.pop("signal")
-        copy = out / source.name
-        copy.write_text(json.dumps(manifest, indent=1))
-        copies.append(copy)
-    return copies
+    manifests = arch_tests / "api-tests" / "platform" / "manifests"
+    return [
+        runner.ff11_manifest(manifests / f"{name}_partition_psa.json", out)
+        for name in ("driver", "server", "client")
+    ]
 
 
 def test_arch_test_sources_compile_in_the_stateless_build(tmp_path: Path, arch_tests: Path) -> None:
