@@ -20,3 +20,12 @@ def shared_dir() -> Path:
             "clone psaspm beside shared/ or set PSASPM_SHARED"
         )
     return path
+
+
+@pytest.fixture
+def demo_flash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The demo's flash image (its boot and run counters) in this test's own folder, not
+    the user's; modules that run the demo use it for every test (``pytestmark``)."""
+    path = tmp_path / "flash" / "its.img"
+    monkeypatch.setenv("PSASPM_DEMO_FLASH", str(path))
+    return path

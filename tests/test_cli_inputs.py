@@ -13,6 +13,8 @@ import pytest
 import psaspm
 from psaspm.cli import main
 
+pytestmark = pytest.mark.usefixtures("demo_flash")
+
 ROOT = Path(__file__).resolve().parent.parent
 STATELESS = str(ROOT / "examples" / "stateless" / "checksum.yaml")
 STATELESS_APP = str(ROOT / "examples" / "stateless" / "ns_app.py")
@@ -293,11 +295,6 @@ def test_compare_still_skips_a_configuration_it_cannot_build(
 
 def _write_app() -> str:
     return str(ROOT / "examples" / "demo" / "ns_app.py")
-
-
-@pytest.fixture(autouse=True)
-def _flash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PSASPM_DEMO_FLASH", str(tmp_path / "flash" / "its.img"))
 
 
 @pytest.mark.parametrize("where", ["missing-dir/trace.json", "."])

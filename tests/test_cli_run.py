@@ -12,6 +12,8 @@ from psaspm.cli import main
 from psaspm.manifest import load_system_manifest
 from psaspm.runner import CONFIGURATIONS, footprint
 
+pytestmark = pytest.mark.usefixtures("demo_flash")
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo"
 DEMO_LIST = str(DEMO / "demo_manifest_list.yaml")
@@ -19,11 +21,6 @@ DEMO_APP = str(DEMO / "ns_app.py")
 STATELESS = str(ROOT / "examples" / "stateless" / "checksum.yaml")
 STATELESS_APP = str(ROOT / "examples" / "stateless" / "ns_app.py")
 ECHO = str(ROOT / "examples" / "echo" / "echo_service.yaml")
-
-
-@pytest.fixture(autouse=True)
-def _flash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PSASPM_DEMO_FLASH", str(tmp_path / "flash.img"))
 
 
 def _script(tmp_path: Path, body: str, name: str = "script.py") -> str:

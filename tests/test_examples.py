@@ -8,6 +8,8 @@ from types import ModuleType
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("demo_flash")
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -33,12 +35,6 @@ def test_the_three_examples_exist() -> None:
     assert {f.name for f in FOLDERS} >= {"echo", "stateless", "caller"}
     for folder in FOLDERS:
         assert (folder / "README.md").is_file()
-
-
-@pytest.fixture(autouse=True)
-def _flash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The demo's flash image (boot and run counters) in this test's own directory."""
-    monkeypatch.setenv("PSASPM_DEMO_FLASH", str(tmp_path / "flash" / "its.img"))
 
 
 @pytest.mark.parametrize(("folder", "backend", "isolation"), CASES)

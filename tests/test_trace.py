@@ -31,6 +31,8 @@ from psaspm.kernel.interfaces import unwrapped
 from psaspm.psa import PSA_SUCCESS, psa_msg_t, psa_panic
 from psaspm.trace import ChromeTrace
 
+pytestmark = pytest.mark.usefixtures("demo_flash")
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo"
 DEMO_LIST = DEMO / "demo_manifest_list.yaml"
@@ -107,19 +109,19 @@ def _demo_app() -> ModuleType:
     return module
 
 
-def _traced_demo(isolation: int, path: Path) -> dict[str, Any]:
+def _traced_demo(isolation: int, path: Path | None = None) -> tuple[dict[str, Any], dict[str, int]]:
+    """The demo at ``isolation`` with the trace writer on: its trace (written to ``path``
+    and read back, when given) and the system's stats."""
     trace = ChromeTrace()
     system = psaspm.load(DEMO_LIST, backend="ipc", isolation=isolation, tracer=trace)
     trace.attach(system)
     system.boot()
-    _demo_app().main(system.ns_client(), system)
+    with contextlib.redirect_stdout(io.StringIO()):
+        _demo_app().main(system.ns_client(), system)
+    if path is None:
+        return trace.to_json(), system.stats
     trace.write(path)
-    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
-
-
-@pytest.fixture(autouse=True)
-def _flash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PSASPM_DEMO_FLASH", str(tmp_path / "flash.img"))
+    return json.loads(path.read_text(encoding="utf-8")), system.stats
 
 
 def _by_name(summary: dict[str, Any]) -> dict[str, list[tuple[float, float, str]]]:
@@ -131,7 +133,7 @@ def test_demo_trace_is_well_formed(
     isolation: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A track per thread, API and service slices, flows for messages, replies, interrupts."""
-    summary = check_trace_format(_traced_demo(isolation, tmp_path / "trace.json"))
+    summary = check_trace_format(_traced_demo(isolation, tmp_path / "trace.json")[0])
     capsys.readouterr()
     names = set(summary["names"].values())
     assert names >= {
@@ -335,20 +337,10 @@ def test_service_slices_are_named_after_the_service(backend: str, isolation: int
     assert [s["args"]["status"] for s in served] == [handle, 0, 0]  # a CONNECT's reply: the handle
 
 
-def _demo_trace_and_stats(isolation: int) -> tuple[dict[str, Any], dict[str, int]]:
-    trace = ChromeTrace()
-    system = psaspm.load(DEMO_LIST, backend="ipc", isolation=isolation, tracer=trace)
-    trace.attach(system)
-    system.boot()
-    with contextlib.redirect_stdout(io.StringIO()):
-        _demo_app().main(system.ns_client(), system)
-    return trace.to_json(), system.stats
-
-
 @pytest.mark.parametrize("isolation", [1, 2, 3])
 def test_svc_entries_are_instants_in_their_api_slice(isolation: int) -> None:
     """At levels 2 and 3 each SVC entry is an instant on the calling thread, inside the API slice it entered; level 1 has none."""
-    data, stats = _demo_trace_and_stats(isolation)
+    data, stats = _traced_demo(isolation)
     summary = check_trace_format(data)
     svcs = [e for e in data["traceEvents"] if e.get("cat") == "svc"]
     assert len(svcs) == stats["svc_entries"]
@@ -369,7 +361,7 @@ def test_svc_entries_are_instants_in_their_api_slice(isolation: int) -> None:
 @pytest.mark.parametrize("isolation", [1, 2, 3])
 def test_boundary_switches_are_instants_on_the_spm_track(isolation: int) -> None:
     """Each isolation boundary switch the counters count is an instant on SPM naming both threads."""
-    data, stats = _demo_trace_and_stats(isolation)
+    data, stats = _traced_demo(isolation)
     summary = check_trace_format(data)
     crossings = [e for e in data["traceEvents"] if e.get("cat") == "boundary"]
     assert len(crossings) == stats["boundary_switches"]
@@ -610,7 +602,7 @@ def _chromium() -> str | None:
 )
 def test_trace_loads_in_a_headless_browser(tmp_path: Path) -> None:
     """A real browser parses the file and finds its threads, nested slices and paired flows."""
-    data = _traced_demo(2, tmp_path / "trace.json")
+    data, _stats = _traced_demo(2, tmp_path / "trace.json")
     text = json.dumps(data).replace("</", "<\\/")
     page = tmp_path / "page.html"
     page.write_text(PAGE.format(trace=text), encoding="utf-8")
