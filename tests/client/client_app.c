@@ -6,7 +6,8 @@
  * exits 0 when it ran to its end (the tests judge the values), 3 on a wrong
  * echo.  Modes:
  *   basic          framework version, versions, connect, calls, close (echo example)
- *   misuse         calls the SPM (or the library) must refuse, then a good call
+ *   misuse         calls the SPM (or the library) must refuse, then a good call (one of
+ *                  them made on a coroutine's stack)
  *   gone           connect, print ready, wait for a line on stdin, then call twice
  *   many N         connect, N echo calls checked byte for byte, close
  *   threads T N    T threads, each with its own connection handle, N calls each
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "psa/client.h"
@@ -85,6 +87,39 @@ static int basic(void)
     return 0;
 }
 
+/* A call made on another stack (a coroutine's, on the heap), with an in-vector in an
+ * unmapped page between that stack and the thread's own. */
+static ucontext_t main_context, other_context;
+static psa_handle_t other_handle;
+static const void *other_gap;
+static int other_status;
+
+static void call_on_the_other_stack(void)
+{
+    char out[8];
+    psa_invec in[1] = {{other_gap, 4}};
+    psa_outvec outv[1] = {{out, sizeof out}};
+    other_status = psa_call(other_handle, ECHO, in, 1, outv, 1);
+}
+
+static int call_from_another_stack(psa_handle_t handle)
+{
+    void *gap = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(gap, 4096);
+    size_t size = 1 << 16;
+    char *stack = malloc(size);
+    other_handle = handle;
+    other_gap = gap;
+    getcontext(&other_context);
+    other_context.uc_stack.ss_sp = stack;
+    other_context.uc_stack.ss_size = size;
+    other_context.uc_link = &main_context;
+    makecontext(&other_context, call_on_the_other_stack, 0);
+    swapcontext(&main_context, &other_context);
+    free(stack);
+    return other_status;
+}
+
 static int misuse(void)
 {
     psa_handle_t handle = psa_connect(ECHO_SID, 1);
@@ -105,6 +140,7 @@ static int misuse(void)
     psa_outvec huge[1] = {{out, (size_t)1 << 20}};
     printf("over_limit=%d\n", psa_call(handle, ECHO, in, 1, huge, 1));
     printf("negative_type=%d\n", psa_call(handle, -1, in, 1, outv, 1));
+    printf("other_stack_unmapped=%d\n", call_from_another_stack(handle));
     printf("still_works=%d\n", psa_call(handle, ECHO, in, 1, outv, 1));
     printf("out=%.*s\n", (int)outv[0].len, out);
     psa_close(handle);

@@ -138,9 +138,10 @@ def test_tcp_address(app: Path, serve: ServeFn, host: str) -> None:
 def test_misuse_is_a_programmer_error_and_the_client_keeps_working(
     app: Path, serve: ServeFn
 ) -> None:
-    """A bad or null handle, more than PSA_MAX_IOVEC vectors, an unreadable in-vector, an
-    unwritable out-vector, null vector arrays, a vector over the protocol's limits and a negative
-    type each return PSA_ERROR_PROGRAMMER_ERROR (-129) without crashing, and the next call works."""
+    """A bad or null handle, more than PSA_MAX_IOVEC vectors, an unreadable in-vector (also
+    from a call made on a coroutine's stack), an unwritable out-vector, null vector arrays, a
+    vector over the protocol's limits and a negative type each return
+    PSA_ERROR_PROGRAMMER_ERROR (-129) without crashing, and the next call works."""
     server = serve()
     ran = run_app(app, server.address, "misuse")
     assert ran.returncode == 0, ran.stderr
@@ -153,6 +154,7 @@ def test_misuse_is_a_programmer_error_and_the_client_keeps_working(
         "null_vectors",
         "over_limit",
         "negative_type",
+        "other_stack_unmapped",
     ):
         assert ran.values[key] == PROG, key
     assert ran.values["still_works"] == "0" and ran.values["out"] == "abc"

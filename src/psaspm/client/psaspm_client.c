@@ -682,10 +682,13 @@ static void vm_probe(void)
 /*
  * The calling thread's stack, [sp, stack_top), is mapped and writable: the
  * usual home of vectors, checked by arithmetic instead of a system call
- * (process_vm_readv costs about a microsecond).  stack_top is found once per
- * thread; 0 when it cannot be.
+ * (process_vm_readv costs about a microsecond).  The stack's bounds
+ * [stack_lo, stack_top) are found once per thread (both 0 when they cannot be);
+ * a call made on another stack (a coroutine's, a signal handler's on
+ * sigaltstack) takes the checked path, since the memory above its sp need not
+ * be mapped.
  */
-static __thread uintptr_t stack_top;
+static __thread uintptr_t stack_lo, stack_top;
 static __thread int stack_looked_up;
 
 static int on_stack(const void *base, size_t len, uintptr_t sp)
@@ -697,13 +700,18 @@ static int on_stack(const void *base, size_t len, uintptr_t sp)
         stack_looked_up = 1;
         if (pthread_getattr_np(pthread_self(), &attr) == 0) {
             if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+                stack_lo = (uintptr_t)addr;
                 stack_top = (uintptr_t)addr + size;
             }
             pthread_attr_destroy(&attr);
         }
     }
     uintptr_t lo = (uintptr_t)base;
-    return len == 0 || (lo >= sp && lo < stack_top && len <= stack_top - lo);
+    if (len == 0) {
+        return 1;
+    }
+    return sp >= stack_lo && sp < stack_top && lo >= sp && lo < stack_top &&
+           len <= stack_top - lo;
 }
 
 /*
