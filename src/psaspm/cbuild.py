@@ -9,9 +9,10 @@ Builds are cached under ``$PSASPM_CACHE`` (default ``~/.cache/psaspm``) in
 ``c/<primary>/<full>.so``:
 
 - the *primary* key hashes what is known before compiling: the sources'
-  bytes and names, every flag and include directory, the compiler's identity
-  (its resolved path and ``--version``/``-dumpmachine`` output), and this
-  module's build recipe;
+  bytes and names, every flag and include directory, the working directory
+  (relative ``-I`` flags and paths resolve against it), the compiler's
+  identity (its resolved path and ``--version``/``-dumpmachine`` output), and
+  this module's build recipe;
 - the *full* key adds the bytes of every header the compiler read, which the
   compiler itself reports (``-MD -MF``).  ``<full>.deps.json`` lists those
   headers with their hashes; a lookup re-hashes them, so an edited header,
@@ -309,6 +310,12 @@ class _Compiler:
 
 
 _IDENTITIES: dict[tuple[str, ...], tuple[tuple[int, int], str]] = {}
+
+
+def find_c_compiler(label: str) -> _Compiler:
+    """The C compiler builds use: ``$CC`` (default ``cc``), resolved on ``$PATH``; a
+    ConfigError naming ``label`` when there is none."""
+    return _compiler("CC", "cc", label)
 
 
 def _compiler(variable: str, default: str, label: str) -> _Compiler:

@@ -591,19 +591,20 @@ _ASAN_REEXEC = "PSASPM_ASAN_REEXEC"
 
 
 def asan_runtime() -> Path | None:
-    """AddressSanitizer's runtime library for ``$CC`` (``cc -print-file-name``), or None."""
-    import shlex
+    """AddressSanitizer's runtime library for the compiler that builds C partitions
+    (``$CC``, found as cbuild finds it; ``cc -print-file-name``), or None."""
     import subprocess
 
-    compiler = shlex.split(os.environ.get("CC") or "cc")
     try:
+        compiler = cbuild.find_c_compiler("AddressSanitizer")
         done = subprocess.run(
-            [*compiler, "-print-file-name=libasan.so"],
+            [*compiler.argv, "-print-file-name=libasan.so"],
             capture_output=True,
             text=True,
+            timeout=60,
             check=False,
         )
-    except OSError:
+    except (ConfigError, OSError, subprocess.TimeoutExpired):
         return None
     found = Path(done.stdout.strip())
     return (
