@@ -11,7 +11,17 @@ This module is the bottom layer: it imports nothing from psaspm.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
+
+_PACKAGE = str(Path(__file__).resolve().parent) + os.sep
+
+
+def is_psaspm_file(filename: str) -> bool:
+    """Whether a traceback frame's file is one of psaspm's own sources: reports of the
+    user's code (a panic, an import failure, the watchdog) leave those frames out."""
+    return filename.startswith(_PACKAGE)
 
 
 class ConfigError(Exception):

@@ -24,7 +24,14 @@ from psaspm import crt, sprt
 from psaspm.cbuild import C_SUFFIXES, CXX_SUFFIXES, SO_SUFFIX, system_headers_dir
 from psaspm.consts import PSA_LIFECYCLE_UNKNOWN
 from psaspm.crt import CImage
-from psaspm.errors import ConfigError, Deadlock, InternalError, Panic, PanicRecord
+from psaspm.errors import (
+    ConfigError,
+    Deadlock,
+    InternalError,
+    Panic,
+    PanicRecord,
+    is_psaspm_file,
+)
 from psaspm.kernel.contract import Backend, KernelBug, Rejected, SpeHalt, WatchdogExpired
 from psaspm.kernel.door import DOOR, Hal
 from psaspm.kernel.instruments import Counters, Tracer
@@ -59,7 +66,6 @@ from psaspm.watchdog import Watchdog
 _T = TypeVar("_T")
 CodeSpec = ModuleType | str | Path | Sequence[str | Path]
 _module_ids = itertools.count(1)
-_PSASPM_DIR = str(Path(__file__).resolve().parent)
 _C_SOURCES = (*C_SUFFIXES, *CXX_SUFFIXES)
 # A partition's code: a Python module, or C code (sources, or one prebuilt .so).
 CCode = tuple[Path, ...]
@@ -123,7 +129,7 @@ def _own_frames(exc: BaseException) -> str:
     frames = [
         frame
         for frame in traceback.extract_tb(exc.__traceback__)
-        if not frame.filename.startswith((_PSASPM_DIR, "<frozen "))
+        if not is_psaspm_file(frame.filename) and not frame.filename.startswith("<frozen ")
     ]
     if not frames:
         return ""

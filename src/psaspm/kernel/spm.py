@@ -19,10 +19,8 @@ through :class:`~psaspm.kernel.contract.SpmPort`.
 from __future__ import annotations
 
 import itertools
-import os
 import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from psaspm.consts import (
@@ -42,7 +40,7 @@ from psaspm.consts import (
     PSA_VERSION_NONE,
     STATIC_HANDLE_NUM_LIMIT,
 )
-from psaspm.errors import PanicRecord
+from psaspm.errors import PanicRecord, is_psaspm_file
 from psaspm.kernel.contract import (
     NEED_SCHEDULE,
     Backend,
@@ -86,21 +84,18 @@ _INT32_MAX = (1 << 31) - 1
 STUCK_WAITS = 10_000
 
 
-_PSASPM = str(Path(__file__).resolve().parents[1]) + os.sep  # psaspm's own source files
-
-
-def partition_traceback(exc: BaseException) -> tuple[str | None, str]:
-    """The outermost partition-code function in ``exc``'s traceback, and the traceback
-    text with only partition code's frames (all frames if none is outside psaspm, as
-    for psaspm's own agents)."""
+def partition_traceback(exc: BaseException) -> tuple[list[traceback.FrameSummary], str]:
+    """Partition code's frames in ``exc``'s traceback (outermost first), and the
+    traceback text with only those (all frames if none is outside psaspm, as for
+    psaspm's own agents)."""
     frames = traceback.extract_tb(exc.__traceback__)
-    own = [f for f in frames if not f.filename.startswith(_PSASPM)]
+    own = [f for f in frames if not is_psaspm_file(f.filename)]
     shown = own or list(frames)
     text = "Traceback (most recent call last):\n" + "".join(
         traceback.format_list(traceback.StackSummary.from_list(shown))
     )
     text += "".join(traceback.format_exception_only(type(exc), exc))
-    return (own[0].name if own else None), text
+    return own, text
 
 
 class AgentCall:
@@ -182,9 +177,9 @@ class Spm:
         of partition code), and the record keeps the traceback of partition code's
         own frames (psaspm's are trimmed).
         """
-        entered, text = partition_traceback(exc)
+        own, text = partition_traceback(exc)
         reason = f"{type(exc).__name__}: {exc}"
-        self.halt(PanicRecord(partition.name, entered or api, reason, text))
+        self.halt(PanicRecord(partition.name, own[0].name if own else api, reason, text))
 
     def programmer_error(self, caller: PartitionRuntime, api: str, status: int) -> int:
         """TF-M's rule: PROGRAMMER_ERROR and CONNECTION_REFUSED are fatal for secure callers.
@@ -821,10 +816,8 @@ class Spm:
     def expired(self, exc: WatchdogExpired) -> NoReturn:
         """The watchdog fired: halt, naming the partition that was running and where."""
         culprit = self.watchdog_took() if self.watchdog_took is not None else self.current.name
-        frames = traceback.extract_tb(exc.__traceback__)
-        own = [f for f in frames if not f.filename.startswith(_PSASPM)]
+        own, text = partition_traceback(exc)
         where = f" at {own[-1].filename}:{own[-1].lineno} in {own[-1].name}" if own else ""
-        _, text = partition_traceback(exc)
         text = text.rstrip("\n").rpartition("\n")[0] + "\nstopped here by the watchdog\n"
         self.halt(
             PanicRecord(

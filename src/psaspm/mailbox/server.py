@@ -38,7 +38,7 @@ from types import TracebackType
 from typing import Any
 
 from psaspm.agents.mailbox import MAX_SLOTS, Mailbox, Op, Slot, agent_module
-from psaspm.errors import ConfigError, Panic, PanicRecord
+from psaspm.errors import ConfigError, Panic, PanicRecord, is_psaspm_file
 from psaspm.mailbox import protocol as proto
 from psaspm.mailbox.address import Address, parse_address
 from psaspm.mailbox.protocol import ErrorCode, Kind, ProtocolError
@@ -150,9 +150,6 @@ def _stderr(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
-
-
 def partition_traceback(text: str) -> str:
     """A recorded traceback with psaspm's own frames left out: the partition's files and lines."""
     out: list[str] = []
@@ -160,7 +157,7 @@ def partition_traceback(text: str) -> str:
     for line in text.splitlines():
         if line.startswith('  File "'):
             path = line[8:].split('"', 1)[0]
-            skipping = path.startswith(_PACKAGE_DIR) or "/greenlet/" in path
+            skipping = is_psaspm_file(path) or "/greenlet/" in path
             if not skipping:
                 out.append(line)
         elif line.startswith("    ") and skipping:
@@ -843,7 +840,7 @@ class Server:
         where = ""
         while tb is not None:
             code = tb.tb_frame.f_code
-            if not code.co_filename.startswith(_PACKAGE_DIR):
+            if not is_psaspm_file(code.co_filename):
                 where = f" at {code.co_filename}:{tb.tb_lineno} in {code.co_name}"
             tb = tb.tb_next
         self.interrupted = f"partition code{self._running_partition()}{where}"
