@@ -31,6 +31,7 @@ compiler's output verbatim.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -40,7 +41,7 @@ import struct
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,13 +117,23 @@ def _write_headers_dir(headers: Mapping[str, str]) -> Path:
     final = cache_root() / "headers" / digest.hexdigest()[:32]
     if final.is_dir():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
-    try:
+    with _publishing(final) as staging:
         for name, text in headers.items():
             path = staging / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
+    return final
+
+
+@contextlib.contextmanager
+def _publishing(final: Path) -> Iterator[Path]:
+    """A private folder beside ``final`` to fill; renamed to ``final`` once the block
+    ends without an exception (another process having got there first is no error), and
+    removed in any case: the cache never shows a half-written folder."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
+    try:
+        yield staging
         try:
             staging.rename(final)
         except OSError:
@@ -130,7 +141,6 @@ def _write_headers_dir(headers: Mapping[str, str]) -> Path:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return final
 
 
 def build_code(
@@ -275,9 +285,7 @@ def build_client_library() -> ClientLibrary:
         STATS.cache_hits += 1
         return library
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".build-", dir=folder.parent))
-        try:
+        with _publishing(folder) as staging:
             obj = staging / library.static.name
             flags = [*BASE_CFLAGS, f"-I{INCLUDE_DIR}", *CLIENT_CFLAGS]
             argv = [*compiler.argv, *flags, "-c", str(CLIENT_SOURCE), "-o", str(obj)]
@@ -286,13 +294,6 @@ def build_client_library() -> ClientLibrary:
             argv = [*compiler.argv, *LINK_FLAGS, *flags, "-o", str(shared), str(obj)]
             _run(argv, label, f"linking {shared.name}")
             STATS.compiles += 1
-            try:
-                staging.rename(folder)
-            except OSError:
-                if not folder.is_dir():  # not another process winning the race: a real failure
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     except OSError as exc:
         raise ConfigError(f"{label}: cannot write the build cache {cache_root()}: {exc}") from None
     return library
