@@ -29,3 +29,36 @@ def demo_flash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "flash" / "its.img"
     monkeypatch.setenv("PSASPM_DEMO_FLASH", str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def corpus(shared_dir: Path) -> Path:
+    return shared_dir / "tfm-manifests"
+
+
+@pytest.fixture(scope="session")
+def tfm_root(corpus: Path) -> Path:
+    return corpus / "trusted-firmware-m"
+
+
+@pytest.fixture(scope="session")
+def tfm_list(tfm_root: Path) -> Path:
+    return tfm_root / "tools" / "tfm_manifest_list.yaml"
+
+
+@pytest.fixture(scope="session")
+def tests_list(corpus: Path) -> Path:
+    return (
+        corpus / "tf-m-tests" / "tests_reg" / "test" / "secure_fw" / "tfm_test_manifest_list.yaml"
+    )
+
+
+@pytest.fixture(scope="session")
+def ff_list(corpus: Path) -> Path:
+    return corpus / "tf-m-tests" / "tests_psa_arch" / "spe" / "tfm_psa_ff_test_manifest_list.yaml"
+
+
+@pytest.fixture(scope="session")
+def arch_tests(shared_dir: Path) -> Path:
+    """Arm's psa-arch-tests tree (read-only: tests and the runner copy what they change)."""
+    return shared_dir / "psa-arch-tests"

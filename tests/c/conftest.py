@@ -35,17 +35,6 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def corpus(shared_dir: Path) -> Path:
-    return shared_dir / "tfm-manifests"
-
-
-@pytest.fixture(scope="session")
-def arch_tests(shared_dir: Path) -> Path:
-    """Arm's psa-arch-tests tree (read-only: tests copy what they change)."""
-    return shared_dir / "psa-arch-tests"
-
-
 def gcc() -> str:
     found = shutil.which("gcc") or shutil.which("cc")
     assert found is not None, "these tests need a C compiler (gcc or cc) on PATH"

@@ -37,12 +37,14 @@ def _conditionals(*lists: Path) -> dict[str, object]:
 
 
 @pytest.fixture
-def tfm_and_tests(corpus: Path) -> Callable[..., tuple[SystemManifest, dict[str, object]]]:
+def tfm_and_tests(
+    tfm_list: Path, tests_list: Path
+) -> Callable[..., tuple[SystemManifest, dict[str, object]]]:
     """TF-M's list plus tf-m-tests' list, every conditional on (but the SLIH test), in a
     given backend."""
     lists = [
-        corpus / "trusted-firmware-m" / "tools" / "tfm_manifest_list.yaml",
-        corpus / "tf-m-tests" / "tests_reg" / "test" / "secure_fw" / "tfm_test_manifest_list.yaml",
+        tfm_list,
+        tests_list,
     ]
     config = _conditionals(*lists)
 
@@ -115,10 +117,10 @@ def test_partition_headers_pin_signals_and_prototypes(
 
 
 def test_dual_model_partition_follows_the_backend(
-    tfm_and_tests: Callable[..., tuple[SystemManifest, Any]], corpus: Path
+    tfm_and_tests: Callable[..., tuple[SystemManifest, Any]], corpus: Path, tfm_list: Path
 ) -> None:
     """A ``model: dual`` partition's header says IPC under IPC and SFN (with _sfn) under SFN."""
-    lists = [corpus / "trusted-firmware-m" / "tools" / "tfm_manifest_list.yaml"]
+    lists = [tfm_list]
     sfn_test = (
         (corpus / "tf-m-tests" / "tests_reg" / "test" / "secure_fw" / "suites" / "spm" / "irq")
         / "service"
@@ -152,9 +154,9 @@ def test_config_impl_and_framework_feature_follow_the_configuration(
     assert feature["PSA_FRAMEWORK_HAS_MM_IOVEC"] == "1"  # the tests' MM-IOVEC services
 
 
-def test_sfn_config_impl_sums_stack_sizes(corpus: Path) -> None:
+def test_sfn_config_impl_sums_stack_sizes(tfm_list: Path) -> None:
     """Under SFN, config_impl.h has TF-M's total stack expression, with config values substituted."""
-    tfm = corpus / "trusted-firmware-m" / "tools" / "tfm_manifest_list.yaml"
+    tfm = tfm_list
     config = {flag: "0" for flag in _conditionals(tfm)}
     config |= {"TFM_PARTITION_CRYPTO": "1", "TFM_PARTITION_INTERNAL_TRUSTED_STORAGE": "1"}
     config["CRYPTO_STACK_SIZE"] = "0x1800"
@@ -168,10 +170,10 @@ def test_sfn_config_impl_sums_stack_sizes(corpus: Path) -> None:
 
 @pytest.mark.parametrize("backend", ["ipc", "sfn"])
 def test_every_generated_header_compiles_with_its_guard(
-    tmp_path: Path, corpus: Path, backend: str
+    tmp_path: Path, corpus: Path, tfm_list: Path, backend: str
 ) -> None:
     """Each generated header compiles alone, included twice, as C and C++, under its own guard."""
-    lists = [corpus / "trusted-firmware-m" / "tools" / "tfm_manifest_list.yaml"]
+    lists = [tfm_list]
     if backend == "ipc":
         lists.append(
             corpus
@@ -202,11 +204,13 @@ def test_every_generated_header_compiles_with_its_guard(
     assert len(guards) == len(paths)  # no two headers share a guard
 
 
-def test_all_generated_headers_compile_together(tmp_path: Path, corpus: Path) -> None:
+def test_all_generated_headers_compile_together(
+    tmp_path: Path, tfm_list: Path, tests_list: Path
+) -> None:
     """sid.h, pid.h and every partition header can be included in one translation unit."""
     lists = [
-        corpus / "trusted-firmware-m" / "tools" / "tfm_manifest_list.yaml",
-        corpus / "tf-m-tests" / "tests_reg" / "test" / "secure_fw" / "tfm_test_manifest_list.yaml",
+        tfm_list,
+        tests_list,
     ]
     config = _conditionals(*lists)
     system = load_system_manifest(lists, config=config)
@@ -231,9 +235,9 @@ def test_output_is_deterministic(
     assert {p: p.stat().st_mtime_ns for p in paths} == before
 
 
-def test_cli_headers_writes_what_render_headers_gives(tmp_path: Path, corpus: Path) -> None:
+def test_cli_headers_writes_what_render_headers_gives(tmp_path: Path, tfm_list: Path) -> None:
     """``psaspm headers`` with -c/-D/--backend writes exactly the rendered files."""
-    tfm = corpus / "trusted-firmware-m" / "tools" / "tfm_manifest_list.yaml"
+    tfm = tfm_list
     flags = _conditionals(tfm)
     header = tmp_path / "config.h"
     header.write_text("".join(f"#define {flag} 1\n" for flag in flags))
@@ -248,9 +252,9 @@ def test_cli_headers_writes_what_render_headers_gives(tmp_path: Path, corpus: Pa
     assert "psa_manifest/tfm_platform.h" not in written
 
 
-def test_cli_headers_bad_input_exits_2(tmp_path: Path, corpus: Path, capsys: Any) -> None:
+def test_cli_headers_bad_input_exits_2(tmp_path: Path, tfm_list: Path, capsys: Any) -> None:
     """A conditional the config does not define is exit 2 with one error line; nothing written."""
-    tfm = corpus / "trusted-firmware-m" / "tools" / "tfm_manifest_list.yaml"
+    tfm = tfm_list
     out = tmp_path / "out"
     assert main(["headers", str(tfm), "-o", str(out)]) == 2
     assert "TFM_PARTITION_NS_AGENT_MAILBOX" in capsys.readouterr().err

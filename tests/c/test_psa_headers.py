@@ -51,10 +51,6 @@ def _generated(tmp_path: Path, manifests: list[Path], paths: dict[str, str] | No
     return out
 
 
-def _ff_list(corpus: Path) -> Path:
-    return corpus / "tf-m-tests" / "tests_psa_arch" / "spe" / "tfm_psa_ff_test_manifest_list.yaml"
-
-
 def _arch_includes(arch_tests: Path, build: Path) -> list[Path]:
     api = arch_tests / "api-tests"
     return [
@@ -109,12 +105,12 @@ def _compile_all(
 
 
 def test_arch_test_sources_compile_against_psaspm_headers(
-    tmp_path: Path, corpus: Path, arch_tests: Path
+    tmp_path: Path, ff_list: Path, arch_tests: Path
 ) -> None:
     """Every FF IPC partition and secure test source of psa-arch-tests compiles unmodified."""
     generated = _generated(
         tmp_path,
-        [_ff_list(corpus)],
+        [ff_list],
         paths={"PSA_ARCH_TESTS_PATH": str(arch_tests)},
     )
     sources = _secure_sources(arch_tests)
@@ -127,12 +123,10 @@ def test_arch_test_sources_compile_against_psaspm_headers(
 
 
 def test_arch_test_ns_sources_compile_against_psaspm_headers(
-    tmp_path: Path, corpus: Path, arch_tests: Path
+    tmp_path: Path, ff_list: Path, arch_tests: Path
 ) -> None:
     """The suite's non-secure side (val_interfaces.c and each test's NS build) compiles too."""
-    generated = _generated(
-        tmp_path, [_ff_list(corpus)], paths={"PSA_ARCH_TESTS_PATH": str(arch_tests)}
-    )
+    generated = _generated(tmp_path, [ff_list], paths={"PSA_ARCH_TESTS_PATH": str(arch_tests)})
     api = arch_tests / "api-tests"
     folders = sorted((api / "ff" / "ipc").glob("test_i*"))
     sources = [api / "val" / "nspe" / "val_interfaces.c"]

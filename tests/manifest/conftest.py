@@ -13,33 +13,6 @@ import yaml
 WriteJson = Callable[..., Path]
 
 
-@pytest.fixture(scope="session")
-def corpus(shared_dir: Path) -> Path:
-    return shared_dir / "tfm-manifests"
-
-
-@pytest.fixture(scope="session")
-def tfm_root(corpus: Path) -> Path:
-    return corpus / "trusted-firmware-m"
-
-
-@pytest.fixture(scope="session")
-def tfm_list(tfm_root: Path) -> Path:
-    return tfm_root / "tools" / "tfm_manifest_list.yaml"
-
-
-@pytest.fixture(scope="session")
-def tests_list(corpus: Path) -> Path:
-    return (
-        corpus / "tf-m-tests" / "tests_reg" / "test" / "secure_fw" / "tfm_test_manifest_list.yaml"
-    )
-
-
-@pytest.fixture(scope="session")
-def ff_list(corpus: Path) -> Path:
-    return corpus / "tf-m-tests" / "tests_psa_arch" / "spe" / "tfm_psa_ff_test_manifest_list.yaml"
-
-
 def conditionals(lists: Iterable[Path]) -> set[str]:
     """Every conditional flag the given manifest lists use."""
     flags: set[str] = set()
