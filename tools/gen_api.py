@@ -153,68 +153,66 @@ def _kernel_fn(api: Api) -> str:
     return f"{api.owner}_{api.method}" if api.owner != "spm" else api.method
 
 
-def _bindings(indent: str) -> list[str]:
+_IN = "    "  # an entry's indentation inside its builder function
+
+
+def _bindings() -> list[str]:
     out = []
     for api in API:
         owner = "spm" if api.owner == "spm" else f"spm.{api.owner}"
-        out.append(f"{indent}{_kernel_fn(api)} = {owner}.{api.method}")
+        out.append(f"{_IN}{_kernel_fn(api)} = {owner}.{api.method}")
     return out
 
 
-def _head(api: Api, indent: str, count_svc: bool) -> list[str]:
+def _head(api: Api, count_svc: bool) -> list[str]:
     out = [
-        f"{indent}def {api.name}({_signature(api)}) -> {api.result}:",
-        f"{indent}    if spm.handler_mode:",
-        f'{indent}        spm.fault("{api.name}", {_HANDLER})',
+        f"{_IN}def {api.name}({_signature(api)}) -> {api.result}:",
+        f"{_IN}    if spm.handler_mode:",
+        f'{_IN}        spm.fault("{api.name}", {_HANDLER})',
     ]
     if count_svc:
         out += [
-            f"{indent}    counters = spm.counters",
-            f"{indent}    if counters is not None:",
-            f"{indent}        counters.svc_entries += 1",
+            f"{_IN}    counters = spm.counters",
+            f"{_IN}    if counters is not None:",
+            f"{_IN}        counters.svc_entries += 1",
         ]
     return out
 
 
-def _guard(api: Api, indent: str, body: list[str]) -> list[str]:
+def _guard(api: Api, body: list[str]) -> list[str]:
     """``body`` in the kernel-bug guard: an exception raised by SPM code is not the
     partition's; it unwinds as KernelBug (halts and nested bugs pass through)."""
     return (
-        [f"{indent}    try:"]
-        + [f"{indent}    {line}" for line in body]
+        [f"{_IN}    try:"]
+        + [f"{_IN}    {line}" for line in body]
         + [
-            f"{indent}    except Exception as exc:",
-            f'{indent}        raise KernelBug("{api.name}", exc) from exc',
+            f"{_IN}    except Exception as exc:",
+            f'{_IN}        raise KernelBug("{api.name}", exc) from exc',
         ]
     )
 
 
-def _sfn_entry(api: Api, indent: str) -> list[str]:
+def _sfn_entry(api: Api) -> list[str]:
     call = f"{_kernel_fn(api)}({_args(api)})"
+    out = _head(api, False)
     if api.kind in (Kind.CLIENT, Kind.AGENT):
-        out = [
-            f"{indent}def {api.name}({_signature(api)}) -> {api.result}:",
-            f"{indent}    client = spm.current",
-            f"{indent}    if spm.handler_mode:",
-            f'{indent}        spm.fault("{api.name}", {_HANDLER})',
-        ]
-        return out + _guard(api, indent, [f'    return returned(client, "{api.name}", {call})'])
-    out = _head(api, indent, False)
+        out.append(f"{_IN}    client = spm.current")
+        return out + _guard(api, [f'    return returned(client, "{api.name}", {call})'])
     if api.result in ("None", "NoReturn"):
-        return out + _guard(api, indent, [f"    {call}"])
-    return out + _guard(api, indent, [f"    return {call}"])
+        return out + _guard(api, [f"    {call}"])
+    return out + _guard(api, [f"    return {call}"])
 
 
-def _ipc_entry(api: Api, indent: str, count_svc: bool) -> list[str]:
+def _ipc_entry(api: Api, count_svc: bool) -> list[str]:
     call = f"{_kernel_fn(api)}({_args(api)})"
-    out = _head(api, indent, count_svc)
+    out = _head(api, count_svc)
     if api.kind is Kind.QUIET:
         if api.result == "None":
-            return out + _guard(api, indent, [f"    {call}"])
-        return out + _guard(api, indent, [f"    return {call}"])
+            return out + _guard(api, [f"    {call}"])
+        return out + _guard(api, [f"    return {call}"])
     client = api.kind in (Kind.CLIENT, Kind.AGENT)
     if client:
-        out.append(f"{indent}    caller = spm.current")
+        out.append(f"{_IN}    caller = spm.current")
     body = ["    spm.inside = MODE", "    try:"]
     if api.result in ("None", "NoReturn"):
         body.append(f"        {call}")
@@ -222,8 +220,8 @@ def _ipc_entry(api: Api, indent: str, count_svc: bool) -> list[str]:
         body.append(f"        result = {call}")
     body += ["    finally:", "        spm.inside = OUTSIDE"]
     if api.result == "NoReturn":
-        out += _guard(api, indent, body)
-        out.append(f'{indent}    raise InternalError("{api.name} returned")')
+        out += _guard(api, body)
+        out.append(f'{_IN}    raise InternalError("{api.name} returned")')
         return out
     if client:
         body += [
@@ -239,7 +237,7 @@ def _ipc_entry(api: Api, indent: str, count_svc: bool) -> list[str]:
             "        return sched.schedule(result)",
             "    return result",
         ]
-    return out + _guard(api, indent, body)
+    return out + _guard(api, body)
 
 
 def _builder(
@@ -247,20 +245,19 @@ def _builder(
     doc: str,
     params: str,
     preamble: list[str],
-    make: Callable[[Api, str], list[str]],
+    make: Callable[[Api], list[str]],
     iface_name: str,
 ) -> list[str]:
-    indent = "    "
     out = [
         f"def {name}({params}) -> Interface:",
         f'    """{doc}"""',
         f'    iface = Interface("{iface_name}")',
         *preamble,
-        *_bindings(indent),
+        *_bindings(),
         "",
     ]
     for api in API:
-        out += make(api, indent)
+        out += make(api)
         out += [f"    iface.{api.name} = {api.name}", ""]
     out += ["    return iface", "", ""]
     return out
@@ -315,7 +312,7 @@ def generated_entries() -> str:
         "The cross-call interface (level 1): the SPM runs on the SPM stack, preemptable.",
         "spm: Spm, sched: Scheduling",
         ["    MODE = Inside.CROSS", "    HELD_OFF = Preempted.THREAD", *ipc_preamble],
-        lambda api, indent: _ipc_entry(api, indent, False),
+        lambda api: _ipc_entry(api, False),
         "cross",
     )
     lines += _builder(
@@ -323,7 +320,7 @@ def generated_entries() -> str:
         "The SVC interface (levels 2, 3): a trap to handler mode, not preemptable.",
         "spm: Spm, sched: Scheduling",
         ["    MODE = Inside.SVC", "    HELD_OFF = Preempted.SVC_EXIT", *ipc_preamble],
-        lambda api, indent: _ipc_entry(api, indent, True),
+        lambda api: _ipc_entry(api, True),
         "svc",
     )
     lines += [

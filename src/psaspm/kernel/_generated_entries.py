@@ -79,9 +79,9 @@ def sfn_entries(spm: Spm, returned: Callable[[PartitionRuntime, str, int], int])
     iface.psa_version = psa_version
 
     def psa_connect(sid: int, version: int) -> int:
-        client = spm.current
         if spm.handler_mode:
             spm.fault("psa_connect", HANDLER_MODE)
+        client = spm.current
         try:
             return returned(client, "psa_connect", client_connect(sid, version))
         except Exception as exc:
@@ -95,9 +95,9 @@ def sfn_entries(spm: Spm, returned: Callable[[PartitionRuntime, str, int], int])
         in_vecs: Sequence[InVec] = (),
         out_vecs: Sequence[OutVec] = (),
     ) -> int:
-        client = spm.current
         if spm.handler_mode:
             spm.fault("psa_call", HANDLER_MODE)
+        client = spm.current
         try:
             return returned(client, "psa_call", client_call(handle, type, in_vecs, out_vecs))
         except Exception as exc:
@@ -106,9 +106,9 @@ def sfn_entries(spm: Spm, returned: Callable[[PartitionRuntime, str, int], int])
     iface.psa_call = psa_call
 
     def psa_close(handle: int) -> int:
-        client = spm.current
         if spm.handler_mode:
             spm.fault("psa_close", HANDLER_MODE)
+        client = spm.current
         try:
             return returned(client, "psa_close", client_close(handle))
         except Exception as exc:
@@ -314,9 +314,9 @@ def sfn_entries(spm: Spm, returned: Callable[[PartitionRuntime, str, int], int])
         client_id: int,
         client_data: Any = None,
     ) -> int:
-        client = spm.current
         if spm.handler_mode:
             spm.fault("agent_psa_call", HANDLER_MODE)
+        client = spm.current
         try:
             return returned(
                 client,
@@ -329,9 +329,9 @@ def sfn_entries(spm: Spm, returned: Callable[[PartitionRuntime, str, int], int])
     iface.agent_psa_call = agent_psa_call
 
     def agent_psa_connect(sid: int, version: int, client_id: int, client_data: Any = None) -> int:
-        client = spm.current
         if spm.handler_mode:
             spm.fault("agent_psa_connect", HANDLER_MODE)
+        client = spm.current
         try:
             return returned(
                 client, "agent_psa_connect", agent_connect(sid, version, client_id, client_data)
@@ -342,9 +342,9 @@ def sfn_entries(spm: Spm, returned: Callable[[PartitionRuntime, str, int], int])
     iface.agent_psa_connect = agent_psa_connect
 
     def agent_psa_close(handle: int, client_id: int, client_data: Any = None) -> int:
-        client = spm.current
         if spm.handler_mode:
             spm.fault("agent_psa_close", HANDLER_MODE)
+        client = spm.current
         try:
             return returned(client, "agent_psa_close", agent_close(handle, client_id, client_data))
         except Exception as exc:
