@@ -420,12 +420,18 @@ def _affinity(cpus: set[int] | None) -> Iterator[None]:
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
+    """End a helper process (its stdin closed first, for those that read it) and close
+    its pipes."""
+    if proc.stdin is not None:
+        proc.stdin.close()
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 @dataclass

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.bench import _echo_runner
+from benchmarks.bench import _echo_runner, _spawn, _stop
 from psaspm import remote
 from psaspm.cbuild import build_client_library, include_flags
 
@@ -71,15 +71,6 @@ def _runner(argv: list[str], env: dict[str, str], procs: list[subprocess.Popen[s
     return run
 
 
-def _started(argv: list[str], expect: str, procs: list[subprocess.Popen[str]]) -> None:
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    procs.append(proc)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if expect not in line:
-        raise RuntimeError(f"{' '.join(argv)} did not start: {line!r}")
-
-
 def _python_remote(address: str, clients: list[remote.RemoteClient]) -> Runner:
     client = remote.connect(address)
     clients.append(client)
@@ -108,11 +99,11 @@ def c_client_sides() -> Iterator[Sides]:
         served = workdir / "serve.sock"
         raw = workdir / "raw.sock"
         serve = [sys.executable, "-m", "psaspm", "serve", str(ECHO_EXAMPLE)]
-        _started([*serve, "--listen", f"unix:{served}"], "serving", procs)
+        procs.append(_spawn([*serve, "--listen", f"unix:{served}"], None, "serving"))
         fake = workdir / "fake.sock"
         peer = [sys.executable, str(FIXTURES / "raw_echo_peer.py")]
-        _started([*peer, str(raw), "raw"], "ready", procs)
-        _started([*peer, str(fake), "mailbox"], "ready", procs)
+        procs.append(_spawn([*peer, str(raw), "raw"], None, "ready"))
+        procs.append(_spawn([*peer, str(fake), "mailbox"], None, "ready"))
         env = dict(os.environ, PSASPM_SERVER=f"unix:{served}")
         yield Sides(
             c_call=_runner([str(program), "psa"], env, procs),
@@ -124,14 +115,5 @@ def c_client_sides() -> Iterator[Sides]:
         for client in clients:
             client.disconnect()
         for proc in reversed(procs):
-            if proc.stdin is not None:
-                proc.stdin.close()
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+            _stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)
