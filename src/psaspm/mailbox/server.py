@@ -197,7 +197,6 @@ class _Client:
         "mask",
         "ns_id",
         "out",
-        "paused",
         "pending",
         "queued",
         "sock",
@@ -211,7 +210,6 @@ class _Client:
         self.client_id = client_id  # what services see: the agent's translation
         self.hello = False
         self.inflight: set[int] = set()  # request numbers not answered yet
-        self.paused = False  # not read from: as many requests outstanding as slots
         self.out: list[bytes] = []  # frames to send at the end of this loop turn
         self.pending = b""  # bytes the socket did not take yet
         self.dirty = False  # in the server's list of clients to flush
@@ -718,9 +716,8 @@ class Server:
             slot = Slot(op, client.ns_id, args)
         client.queued += 1
         self._waiting.append((client, seq, slot))
-        if len(client.inflight) >= self.slots and not client.paused:
-            client.paused = True  # backpressure: the client's writes block
-            self._set_mask(client)
+        if len(client.inflight) >= self.slots:
+            self._set_mask(client)  # backpressure: not read from, the client's writes block
 
     def _out_of_order(self, client: _Client, seq: int, text: str) -> None:
         self._protocol_error(client, ProtocolError(ErrorCode.OUT_OF_ORDER, text, seq))
@@ -741,11 +738,9 @@ class Server:
             client.dirty = True
             self._dirty.append(client)
         if seq:
-            inflight = client.inflight
-            inflight.discard(seq)
-            if client.paused and len(inflight) < self.slots and not client.close_after:
-                client.paused = False
-                self._set_mask(client)
+            # Below the slots again, it is read from once its frames are sent (_flush
+            # -> _send -> _set_mask, this loop turn).
+            client.inflight.discard(seq)
 
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, []
@@ -780,7 +775,9 @@ class Server:
     def _set_mask(self, client: _Client) -> None:
         if client.closed:
             return
-        mask = 0 if client.paused or client.close_after else _IN
+        # Not read from while as many requests are outstanding as there are slots.
+        paused = len(client.inflight) >= self.slots
+        mask = 0 if paused or client.close_after else _IN
         if client.pending:
             mask |= _OUT
         if mask != client.mask:
