@@ -380,13 +380,14 @@ class RemoteClient(_Base):
             sock = self._sock
             decoder = self._decoder
             buf = self._recv_buf
+            view = self._recv_view  # parsed through: one copy per out-vector
             with self._send_lock:
                 sock.sendall(data)
             while not waiter.done:
                 size = sock.recv_into(buf)
                 if decoder.idle:
                     # The usual read: exactly this call's RESULT, parsed where it landed.
-                    result = proto.single_result(buf, size)
+                    result = proto.single_result(view, size)
                     if result is not None and result.seq == seq:
                         return result
                 self._received(self._recv_view[:size].tobytes())

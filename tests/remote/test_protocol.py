@@ -177,9 +177,10 @@ def fast_paths_agree(data: bytes) -> None:
     when the read lands at the start of a reused buffer with older bytes after it."""
     fast_paths_agree_in(data, data)
     fast_paths_agree_in(data, bytearray(data) + b"\xa5" * 64)
+    fast_paths_agree_in(data, memoryview(bytearray(data) + b"\xa5" * 64))
 
 
-def fast_paths_agree_in(data: bytes, buf: bytes | bytearray) -> None:
+def fast_paths_agree_in(data: bytes, buf: bytes | bytearray | memoryview) -> None:
     decoder = p.FrameDecoder()
     frames = decoder.feed(data)
     whole = len(frames) == 1 and decoder.idle

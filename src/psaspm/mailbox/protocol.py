@@ -472,7 +472,7 @@ _RESULT_FRAME_HEAD = struct.Struct("<IBBHIiBBH")  # length, header, RESULT head:
 
 
 def single_call(
-    buf: bytes | bytearray, size: int
+    buf: bytes | bytearray | memoryview, size: int
 ) -> tuple[int, tuple[int, int, tuple[bytes, ...], tuple[int, ...]]] | None:
     """``buf[:size]`` when it is exactly one well-formed CALL of this protocol version (a
     server's usual read): its request number and :class:`Request` ``args``; otherwise
@@ -519,7 +519,7 @@ def single_call(
     return seq, (handle, type_, ins, out_caps)
 
 
-def single_result(buf: bytes | bytearray, size: int) -> Result | None:
+def single_result(buf: bytes | bytearray | memoryview, size: int) -> Result | None:
     """``buf[:size]`` when it is exactly one well-formed RESULT of this protocol version (a
     client's usual read); otherwise None, for the general path (:class:`FrameDecoder`,
     :func:`decode_reply`) to parse and judge."""

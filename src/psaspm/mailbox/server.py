@@ -635,7 +635,7 @@ class Server:
         decoder = client.decoder
         if size and decoder.idle:
             # The usual read: exactly one whole CALL, parsed where it was received.
-            call = proto.single_call(self._recv_buf, size)
+            call = proto.single_call(self._recv_view, size)  # a view: one copy per vector
             if call is not None:
                 self._call(client, *call)
                 return
